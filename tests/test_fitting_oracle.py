@@ -1,0 +1,92 @@
+"""scipy is the oracle: our maximum likelihood is at least as good as scipy.stats' fit, and our KS
+statistics equal scipy.stats.kstest's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from weightstats.fitting import fit_tensor
+
+N = 100_000
+SAMPLES = {
+    "normal": lambda rng: stats.norm.rvs(0.01, 0.05, size=N, random_state=rng),
+    "laplace": lambda rng: stats.laplace.rvs(-0.02, 0.03, size=N, random_state=rng),
+    "t": lambda rng: stats.t.rvs(4.0, 0.001, 0.02, size=N, random_state=rng),
+    "gennorm": lambda rng: stats.gennorm.rvs(1.4, 0.0, 0.1, size=N, random_state=rng),
+}
+SCIPY = {"normal": stats.norm, "laplace": stats.laplace, "t": stats.t, "gennorm": stats.gennorm}
+
+
+def _args(row):
+    return (row.shape, row.loc, row.scale) if np.isfinite(row.shape) else (row.loc, row.scale)
+
+
+@pytest.fixture(scope="module", params=list(SAMPLES))
+def sample(request):
+    rng = np.random.default_rng(list(SAMPLES).index(request.param) + 11)
+    x = SAMPLES[request.param](rng)
+    return request.param, x, fit_tensor(x, ks_replicates=1000)
+
+
+@pytest.mark.parametrize("family", list(SCIPY))
+def test_loglik_at_least_scipy_fit(sample, family):
+    _, x, fit = sample
+    row = fit.to_frame().set_index("family").loc[family]
+    dist = SCIPY[family]
+    scipy_params = dist.fit(x)
+    scipy_ll = dist.logpdf(x, *scipy_params).sum()
+    ours = dist.logpdf(x, *_args(row)).sum()
+    # Our reported loglik is the log-likelihood of our parameters under scipy's density.
+    assert row.loglik == pytest.approx(ours, rel=1e-12)
+    assert ours >= scipy_ll - 1e-9 * abs(scipy_ll)
+    # Where scipy converges the parameters agree closely (likelihood is flat: compare loosely).
+    ours_params = np.array(_args(row))
+    assert np.allclose(ours_params, scipy_params, rtol=2e-3, atol=2e-4 * row.scale)
+
+
+@pytest.mark.parametrize("family", list(SCIPY))
+def test_ks_statistic_equals_scipy(sample, family):
+    _, x, fit = sample
+    row = fit.to_frame().set_index("family").loc[family]
+    expected = stats.kstest(x, SCIPY[family](*_args(row)).cdf).statistic
+    assert row.ks_stat == pytest.approx(expected, abs=1e-9)
+
+
+def test_closed_forms_match_definitions(sample):
+    _, x, fit = sample
+    frame = fit.to_frame().set_index("family")
+    assert frame.loc["normal", "loc"] == pytest.approx(x.mean(), rel=1e-12, abs=1e-15)
+    assert frame.loc["normal", "scale"] == pytest.approx(x.std(ddof=0), rel=1e-12)
+    med = np.median(x)
+    assert frame.loc["laplace", "loc"] == pytest.approx(med, rel=1e-12, abs=1e-15)
+    assert frame.loc["laplace", "scale"] == pytest.approx(np.mean(np.abs(x - med)), rel=1e-12)
+
+
+def test_generating_family_wins(sample):
+    family, _, fit = sample
+    assert fit.verdict["best_bic"] == family
+
+
+def test_aic_bic_definitions(sample):
+    _, x, fit = sample
+    for row in fit.to_frame().itertuples():
+        k = 2 if row.family in ("normal", "laplace") else 3
+        assert row.aic == pytest.approx(2 * k - 2 * row.loglik)
+        assert row.bic == pytest.approx(k * np.log(x.size) - 2 * row.loglik)
+        assert row.loglik_per_weight == pytest.approx(row.loglik / x.size)
+
+
+def test_ks_statistic_on_millions_of_values_is_exact():
+    """The bound-and-refine KS path (large n) gives exactly the exhaustive statistic."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_t(6, size=1_200_000) * 0.01
+    fit = fit_tensor(x, families=("t", "gennorm"), ks_replicates=1000)
+    for row in fit.to_frame().itertuples():
+        dist = SCIPY[row.family](row.shape, row.loc, row.scale)
+        xs = np.sort(x)
+        cdf = dist.cdf(xs)
+        i = np.arange(xs.size)
+        full = max(((i + 1) / xs.size - cdf).max(), (cdf - i / xs.size).max())
+        assert row.ks_stat == pytest.approx(full, abs=1e-12)

@@ -1,0 +1,32 @@
+"""weightstats: are trained neural-network weights Gaussian, Laplace or Student-t?
+
+Public API::
+
+    weightstats.fit_tensor(x)          # one tensor -> TensorFit
+    weightstats.fit_model(spec)        # a model (name, path, nn.Module, state dict) -> ModelReport
+    weightstats.list_models("resnet*") # names that resolve
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["fit_tensor", "fit_model", "list_models", "resolve", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .api import fit_model
+    from .fitting import fit_tensor
+    from .sources import list_models, resolve
+
+# Heavy imports (torch, scipy) load on first use so `weightstats --help` stays fast.
+_LAZY = {"fit_tensor": "fitting", "fit_model": "api", "list_models": "sources", "resolve": "sources"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module 'weightstats' has no attribute {name!r}")

@@ -1,0 +1,286 @@
+"""Library entry point: :func:`fit_model` fits every selected layer of a model."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from weightstats.errors import OptionError, WeightstatsError
+from weightstats.report.model_report import LayerResult, ModelReport
+
+KNOWN_KINDS = ("conv", "linear", "embedding", "norm", "bias", "other")
+DEFAULT_FAMILIES = ("normal", "laplace", "t", "gennorm")
+DEFAULT_KINDS = ("conv", "linear", "embedding")
+
+
+def _names(value: str | Iterable[str]) -> tuple[str, ...]:
+    """Accept ``"a,b"`` or an iterable of names; drop blanks and duplicates, keep order."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(v).strip().lower() for v in items if str(v).strip()))
+
+
+def known_families() -> tuple[str, ...]:
+    """Registered family names (from the fitter; the four defaults if it cannot be imported)."""
+    try:
+        from weightstats.fitting import FAMILIES
+
+        return tuple(FAMILIES)
+    except ImportError:
+        return DEFAULT_FAMILIES
+
+
+def check_options(
+    *,
+    families: str | Iterable[str],
+    kinds: str | Iterable[str],
+    min_size: int,
+    ks_sample: int,
+    ks_replicates: int,
+    jobs: int,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Validate options; return the normalized (families, kinds).
+
+    Raises
+    ------
+    OptionError
+        One line naming the bad value and the valid ones.
+    """
+    fams = _names(families)
+    valid = known_families()
+    bad = [f for f in fams if f not in valid]
+    if bad or not fams:
+        raise OptionError(f"unknown family {', '.join(bad) or '(none)'}; "
+                          f"valid families: {','.join(valid)}")
+    kds = _names(kinds)
+    bad = [k for k in kds if k not in KNOWN_KINDS]
+    if bad or not kds:
+        raise OptionError(f"unknown kind {', '.join(bad) or '(none)'}; "
+                          f"valid kinds: {','.join(KNOWN_KINDS)}")
+    if int(ks_sample) < 1:
+        raise OptionError(f"--ks-sample must be a positive number of weights, got {ks_sample}")
+    if int(ks_replicates) < 1:
+        raise OptionError(f"--ks-replicates must be at least 1, got {ks_replicates}")
+    if int(min_size) < 1:
+        raise OptionError(f"--min-size must be at least 1, got {min_size}")
+    if int(jobs) < 1:
+        raise OptionError(f"--jobs must be at least 1, got {jobs}")
+    return fams, kds
+
+
+def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
+                     min_size: int) -> WeightstatsError:
+    """Explain an empty selection: which kinds the model does have, and the flag to use."""
+    available: Counter[str] = Counter(t.kind for t in source.tensors() if t.is_float)
+    if not available:
+        return WeightstatsError(f"{source.spec}: no floating-point weight tensors found; "
+                                "check that the file holds model weights")
+    have = ", ".join(f"{k} ({n})" for k, n in sorted(available.items()))
+    extra = ""
+    if layers:
+        extra += f" matching --layers {layers!r}"
+    if min_size > 1:
+        extra += f" with at least {min_size} weights"
+    return OptionError(
+        f"no {','.join(kinds)} layers{extra} in {source.spec}; available kinds: {have}; "
+        "choose them with --kinds (e.g. --kinds " + ",".join(sorted(available)) + ")"
+        + (" or relax --layers/--min-size" if extra else "")
+    )
+
+
+def _fit_array(array: Any, families: tuple[str, ...], kwargs: dict[str, Any]) -> Any:
+    """Worker body (top level so process pools can pickle it)."""
+    from weightstats.fitting import fit_tensor
+
+    return fit_tensor(array, families, **kwargs)
+
+
+def _init_worker() -> None:
+    """Workers ignore Ctrl-C: the parent catches it and tears the pool down."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _fit_serial(tensors: list[Any], families: tuple[str, ...], kwargs: dict[str, Any],
+                tick: Callable[[str], None]) -> Iterator[Any]:
+    from weightstats.fitting import fit_tensor
+
+    for t in tensors:
+        array = t.load()
+        fit = fit_tensor(array, families, **kwargs)
+        del array  # one tensor in memory at a time
+        tick(t.name)
+        yield fit
+
+
+def _fit_parallel(tensors: list[Any], families: tuple[str, ...], kwargs: dict[str, Any],
+                  jobs: int, tick: Callable[[str], None]) -> Iterator[Any]:
+    """Fit in a process pool, results in layer order.
+
+    Arrays are loaded in the parent (loaders are closures over open files and cannot be
+    pickled) and at most ``jobs + 1`` are in flight, which bounds memory. "spawn" avoids
+    forking a process that may hold torch/OpenMP thread state.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker)
+    pending: deque[tuple[Any, cf.Future[Any]]] = deque()
+    try:
+        it = iter(tensors)
+        for t in it:
+            pending.append((t, pool.submit(_fit_array, t.load(), families, kwargs)))
+            if len(pending) > jobs:
+                done_t, fut = pending.popleft()
+                yield fut.result()
+                tick(done_t.name)
+        while pending:
+            done_t, fut = pending.popleft()
+            yield fut.result()
+            tick(done_t.name)
+    except cf.process.BrokenProcessPool as err:
+        _kill_pool(pool)
+        raise WeightstatsError(
+            "worker processes died (out of memory, or a script started them without an "
+            "`if __name__ == '__main__':` guard); rerun with --jobs 1 or fewer jobs"
+        ) from err
+    except BaseException:
+        # Ctrl-C / SIGTERM / a failing layer: stop now rather than finish queued fits.
+        for _, fut in pending:
+            fut.cancel()
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _kill_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now (shutdown alone would wait for the running fits)."""
+    # _processes is private but stable since 3.8; without it we can only wait.
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fit_model(
+    spec_or_module: Any,
+    *,
+    families: str | Sequence[str] = DEFAULT_FAMILIES,
+    kinds: str | Sequence[str] = DEFAULT_KINDS,
+    layers: str | None = None,
+    min_size: int = 1,
+    per_channel: bool = False,
+    ks_sample: int = 5000,
+    ks_replicates: int = 1000,
+    seed: int = 0,
+    jobs: int = 1,
+    allow_pickle: bool = False,
+    progress: bool = False,
+) -> ModelReport:
+    """Fit each selected weight tensor of a model against the chosen families.
+
+    Parameters
+    ----------
+    spec_or_module : str, os.PathLike, torch.nn.Module, Mapping or ModelSource
+        Anything :func:`weightstats.sources.resolve` accepts (or an already resolved source).
+    families : sequence of str or comma-separated str
+        Families to fit ("normal", "laplace", "t", "gennorm").
+    kinds : sequence of str or comma-separated str
+        Layer kinds to include.
+    layers : str, optional
+        Name glob, or ``"re:<regex>"``.
+    min_size : int
+        Skip tensors with fewer weights.
+    per_channel : bool
+        Standardize each output channel before fitting (separates scale mixing from shape).
+    ks_sample, ks_replicates : int
+        KS subsample size and parametric-bootstrap replicates.
+    seed : int
+        Passed unchanged to every layer's fit (results do not depend on ``jobs``).
+    jobs : int
+        Worker processes; 1 fits in this process.
+    allow_pickle : bool
+        Allow pickle-based checkpoint formats (runs code from the file: trusted files only).
+    progress : bool
+        Show a rich progress bar on stderr.
+
+    Returns
+    -------
+    ModelReport
+
+    Raises
+    ------
+    OptionError
+        Invalid options, or no layer selected (names the kinds available).
+    WeightstatsError
+        The spec cannot be resolved or read.
+    """
+    fams, kds = check_options(families=families, kinds=kinds, min_size=min_size,
+                              ks_sample=ks_sample, ks_replicates=ks_replicates, jobs=jobs)
+    from weightstats.layers import select
+    from weightstats.sources import resolve
+
+    source = spec_or_module
+    if not (hasattr(source, "tensors") and hasattr(source, "name")):
+        source = resolve(spec_or_module, allow_pickle=allow_pickle)
+    selected = list(select(source.tensors(), kinds=kds, pattern=layers, min_size=int(min_size)))
+    if not selected:
+        raise _no_layers_error(source, kds, layers, int(min_size))
+
+    kwargs = {"seed": int(seed), "ks_sample": int(ks_sample),
+              "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel)}
+    options = {"families": ",".join(fams), "kinds": ",".join(kds), "layers": layers,
+               "min_size": int(min_size), "per_channel": bool(per_channel),
+               "ks_sample": int(ks_sample), "ks_replicates": int(ks_replicates),
+               "seed": int(seed)}
+
+    fits: list[Any] = []
+    with _progress(progress, len(selected), source.name) as tick:
+        stream = (_fit_serial(selected, fams, kwargs, tick) if jobs == 1 or len(selected) == 1
+                  else _fit_parallel(selected, fams, kwargs, int(jobs), tick))
+        fits.extend(stream)
+    results = [
+        LayerResult(name=t.name, kind=t.kind, group=t.group, shape=tuple(t.shape),
+                    dtype=t.dtype, index=i, fit=fit)
+        for i, (t, fit) in enumerate(zip(selected, fits, strict=True))
+    ]
+    return ModelReport(model=source.name, spec=str(source.spec), layers=results,
+                       families=fams, options=options,
+                       description=getattr(source, "description", ""))
+
+
+class _progress:
+    """Context manager yielding ``tick(layer_name)``; a rich bar on stderr when enabled."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.enabled, self.total, self.label = enabled, total, label
+        self._bar: Any = None
+
+    def __enter__(self) -> Callable[[str], None]:
+        if not self.enabled:
+            return lambda name: None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                             TextColumn("{task.fields[layer]}"),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        task = self._bar.add_task(f"fitting {self.label}", total=self.total, layer="")
+
+        def tick(name: str) -> None:
+            self._bar.update(task, advance=1, layer=name)
+
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

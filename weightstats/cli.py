@@ -1,0 +1,255 @@
+"""Command line: ``weightstats fit``, ``weightstats compare``, ``weightstats list``.
+
+Exit codes: 0 ok; 2 user error (one line on stderr); 130 interrupted (Ctrl-C or SIGTERM, no
+report written); 1 unexpected error (one line; ``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from weightstats.errors import WeightstatsError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPT = 130
+
+
+def _err(message: str) -> None:
+    """One line on stderr, whatever the message contained."""
+    click.echo("weightstats: error: " + " ".join(str(message).split()), err=True)
+
+
+class WeightstatsGroup(click.Group):
+    """A click group that maps every failure to one line and an exit code."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        try:
+            rv = super().main(argv, prog_name or "weightstats", complete_var,
+                              standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except click.exceptions.Abort:  # click's wrapper around KeyboardInterrupt
+            click.echo("weightstats: interrupted; no report written", err=True)
+            code = EXIT_INTERRUPT
+        except KeyboardInterrupt:
+            click.echo("weightstats: interrupted; no report written", err=True)
+            code = EXIT_INTERRUPT
+        except click.exceptions.NoArgsIsHelpError as e:
+            # Bare `weightstats`: the help text is what the user wants, not an error line.
+            click.echo(e.ctx.get_help() if e.ctx is not None else "see weightstats --help")
+            code = 0
+        except click.UsageError as e:
+            hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
+            _err(e.format_message() + hint)
+            code = EXIT_USAGE
+        except click.ClickException as e:
+            _err(e.format_message())
+            code = e.exit_code
+        except WeightstatsError as e:
+            if debug:
+                traceback.print_exc()
+            _err(str(e))
+            code = EXIT_USAGE
+        except Exception as e:
+            if debug:
+                traceback.print_exc()
+            _err(f"{type(e).__name__}: {e} (rerun with --debug for a traceback)")
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM is handled like Ctrl-C: the same cleanup, no half-written report."""
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    cli.main(args=argv, prog_name="weightstats")
+
+
+def _fit_options(f: Any) -> Any:
+    """Options shared by ``fit`` and ``compare``."""
+    opts = [
+        click.option("--families", default="normal,laplace,t,gennorm", show_default=True,
+                     help="Comma list of families: normal, laplace, t, gennorm."),
+        click.option("--kinds", default="conv,linear,embedding", show_default=True,
+                     help="Comma list of layer kinds: conv, linear, embedding, norm, bias, other."),
+        click.option("--layers", default=None, help="Layer-name glob, or re:<regex>."),
+        click.option("--min-size", type=int, default=1, show_default=True,
+                     help="Skip tensors with fewer weights."),
+        click.option("--per-channel", is_flag=True,
+                     help="Standardize each output channel before fitting."),
+        click.option("--ks-sample", type=int, default=5000, show_default=True,
+                     help="Weights subsampled for the KS test."),
+        click.option("--ks-replicates", type=int, default=1000, show_default=True,
+                     help="Parametric-bootstrap replicates for KS p-values."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Report directory (default reports/<model>/)."),
+        click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
+                     help="Comma list of outputs: csv, md, json, html, png."),
+        click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
+        click.option("--jobs", type=int, default=1, show_default=True,
+                     help="Worker processes (results identical to --jobs 1)."),
+        click.option("--allow-pickle", is_flag=True,
+                     help="Allow pickle checkpoints (runs code from the file: trusted only)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+@click.group(cls=WeightstatsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, hidden=True)
+def cli(debug: bool) -> None:
+    """Are trained weights Gaussian, Laplace or heavy-tailed? Per-layer fits and reports."""
+
+
+def _run_fits(specs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
+    from weightstats.api import check_options, fit_model
+    from weightstats.report.tables import check_formats
+
+    # Validate everything before any (slow) fitting starts.
+    check_options(families=opts["families"], kinds=opts["kinds"], min_size=opts["min_size"],
+                  ks_sample=opts["ks_sample"], ks_replicates=opts["ks_replicates"],
+                  jobs=opts["jobs"])
+    check_formats(opts["formats"].split(","))
+    progress = sys.stderr.isatty()
+    return [
+        fit_model(spec, families=opts["families"], kinds=opts["kinds"], layers=opts["layers"],
+                  min_size=opts["min_size"], per_channel=opts["per_channel"],
+                  ks_sample=opts["ks_sample"], ks_replicates=opts["ks_replicates"],
+                  seed=opts["seed"], jobs=opts["jobs"], allow_pickle=opts["allow_pickle"],
+                  progress=progress)
+        for spec in specs
+    ]
+
+
+def _unique_names(reports: Sequence[Any]) -> None:
+    """Two specs with the same short name (resnet18 twice) get -2, -3 suffixes."""
+    seen: dict[str, int] = {}
+    for rep in reports:
+        n = seen.get(rep.model, 0) + 1
+        seen[rep.model] = n
+        if n > 1:
+            rep.model = f"{rep.model}-{n}"
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    # Off a terminal rich would wrap at 80 columns and squash the table; logs want full rows.
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=240)
+    return console
+
+
+def print_layer_table(report: Any) -> None:
+    """The per-layer terminal table."""
+    from rich.table import Table
+
+    from weightstats.report.model_report import family_label
+    from weightstats.report.tables import fmt
+
+    table = Table(title=f"{report.model}: per-layer fits", title_justify="left")
+    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "t df", "gennorm β"):
+        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+    for fam in report.families:
+        table.add_column(f"D {fam}", justify="right")
+    table.add_column("ex. kurt", justify="right")
+    for _, row in report.wide().iterrows():
+        cells = [row["layer"], row["kind"], f"{int(row['n']):,}",
+                 family_label(row["best_aic"]) if row["best_aic"] else row["status"],
+                 fmt(row["delta_aic"], 3),
+                 family_label(row["best_bic"]) if row["best_bic"] else "",
+                 fmt(row["t_df"], 3), fmt(row["gennorm_beta"], 3)]
+        cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
+        cells.append(fmt(row["excess_kurtosis"], 3))
+        table.add_row(*[str(c) for c in cells])
+    _console().print(table)
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC [SPEC ...]")
+@_fit_options
+def fit(specs: tuple[str, ...], **opts: Any) -> None:
+    """Fit each layer of SPEC (a model name, file or hub id) and write a report.
+
+    With several SPECs, --out is the parent directory of one report per model.
+    """
+    reports = _run_fits(specs, opts)
+    _unique_names(reports)
+    console = _console()
+    for rep in reports:
+        if opts["out"] is None:
+            out = Path("reports") / rep.model
+        else:
+            out = opts["out"] if len(reports) == 1 else opts["out"] / rep.model
+        print_layer_table(rep)
+        info, sentence = rep.summary()
+        console.print(f"[bold]{sentence}[/bold]", highlight=False)
+        console.print(f"By AIC: {info['aic_sentence']} (AIC over-picks the larger of two "
+                      "nested families ~16% of the time; BIC is consistent.)", highlight=False)
+        path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
+        console.print(f"report written to {path}/", highlight=False, soft_wrap=True)
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC [SPEC ...]")
+@_fit_options
+def compare(specs: tuple[str, ...], **opts: Any) -> None:
+    """Compare the summaries of several models side by side.
+
+    With a single SPEC, its groups (e.g. a VAE's encoder and decoder) are compared.
+    """
+    from weightstats.errors import OptionError
+    from weightstats.report.compare import compare_frame, save_compare, split_groups
+    from weightstats.report.tables import markdown_table
+
+    reports = _run_fits(specs, opts)
+    if len(reports) == 1:
+        reports = split_groups(reports[0])
+        if len(reports) < 2:
+            raise OptionError("compare needs two or more SPECs, or one model with groups "
+                              "(top-level name prefixes such as encoder/decoder)")
+    _unique_names(reports)
+    names = [r.model.replace(":", "-") for r in reports]
+    out = opts["out"] or Path("reports") / ("compare-" + "-vs-".join(names))
+    frame = compare_frame(reports)
+    cols = ["model", "layers", "weights", "winner (BIC)"]
+    cols += [c for c in frame.columns if c.endswith("(BIC)") and c not in cols]
+    click.echo(markdown_table(frame[cols]))
+    for rep in reports:
+        click.echo(f"{rep.model}: {rep.summary()[1]}")
+    path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
+    click.echo(f"report written to {path}/")
+
+
+@cli.command(name="list")
+@click.argument("pattern", required=False)
+def list_cmd(pattern: str | None) -> None:
+    """List built-in and known model names (optionally matching a glob PATTERN)."""
+    from weightstats.sources import list_models
+
+    for name in list_models(pattern):
+        click.echo(name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,192 @@
+"""Student-t family: three-parameter maximum likelihood by a damped Newton method.
+
+scipy's ``t.fit`` is a generic Nelder-Mead search (about 49 s on 2.36 M values). The log-likelihood
+needs only ``log1p`` per point, and its gradient and Hessian in (loc, log scale, log df) reduce to
+eight sums over the data, so each Newton iteration is one pass and a good start converges in a few.
+The expensive incomplete-beta CDF is never evaluated here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+from .base import BatchFit, Family, row_median
+
+DF_MIN = 0.2
+# Beyond this df the t is indistinguishable from a Gaussian (KL divergence ~ 1e-12 per weight);
+# a fit that runs into it is flagged as "df_at_cap": the data prefer the normal limit.
+DF_MAX = 1e6
+# Newton works in phi = 1/df: the likelihood is smooth and quadratic there up to the Gaussian limit
+# phi = 0, whereas in log(df) it flattens out and Newton crawls towards infinity.
+_PHI_MIN, _PHI_MAX = 1.0 / DF_MAX, 1.0 / DF_MIN
+_SUBSAMPLE = 65536
+
+
+def _c(nu):
+    """Per-point constant of the t log-density: log Γ((ν+1)/2) - log Γ(ν/2) - ½ log(νπ)."""
+    # betaln keeps full precision for large df, where the two lgamma terms would cancel.
+    return -special.betaln(0.5, 0.5 * nu) - 0.5 * np.log(nu)
+
+
+def _c1(nu):
+    return 0.5 * (special.digamma(0.5 * (nu + 1)) - special.digamma(0.5 * nu)) - 0.5 / nu
+
+
+def _c2(nu):
+    return 0.25 * (special.polygamma(1, 0.5 * (nu + 1)) - special.polygamma(1, 0.5 * nu)) + 0.5 / nu**2
+
+
+def _start(x: np.ndarray) -> np.ndarray:
+    """Starting point (loc, log scale, log df) per row from the median, MAD and kurtosis."""
+    loc = row_median(x)
+    dev = x - loc[:, None]
+    mad = np.median(np.abs(dev), axis=1)
+    m2 = np.mean(dev**2, axis=1)
+    m4 = np.mean(dev**4, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kurt = m4 / m2**2 - 3.0
+        nu = np.where(kurt > 0.05, 4.0 + 6.0 / kurt, 200.0)
+    nu = np.clip(nu, 1.0, 200.0)
+    scale = mad / stats.t.ppf(0.75, nu)
+    bad = ~(scale > 0)
+    scale[bad] = np.sqrt(m2[bad])
+    return np.stack([loc, np.log(scale), 1.0 / nu], axis=1)
+
+
+def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
+    """Log-likelihood, gradient and Hessian per row at theta = (loc, log scale, 1/df)."""
+    n = x.shape[1]
+    loc, s = theta[:, 0:1], theta[:, 1:2]
+    sigma, nu = np.exp(s), 1.0 / theta[:, 2:3]
+    z = (x - loc) / sigma
+    q = z * z
+    sum_log = np.log1p(q / nu).sum(axis=1)
+    ll = n * (_c(nu[:, 0]) - s[:, 0]) - 0.5 * (nu[:, 0] + 1) * sum_log
+    if not want_derivs:
+        return ll, None, None
+    inv_a = 1.0 / (nu + q)
+    qa = q * inv_a
+    za = z * inv_a
+    s1 = inv_a.sum(axis=1)
+    sq1 = qa.sum(axis=1)
+    sq2 = (qa * inv_a).sum(axis=1)
+    sz1 = za.sum(axis=1)
+    sz2 = (za * inv_a).sum(axis=1)
+    nu, sig = nu[:, 0], sigma[:, 0]
+    h = 0.5 * (nu + 1)
+    # Derivatives in (loc, log sigma, df); cancellation-free forms (see module docstring).
+    g_mu = 2 * h / sig * sz1
+    g_s = -n + 2 * h * sq1
+    g_nu = n * _c1(nu) - 0.5 * sum_log + h * sq1 / nu
+    h_mumu = 2 * h / sig**2 * ((q - nu[:, None]) * inv_a * inv_a).sum(axis=1)
+    h_mus = -4 * h * nu / sig * sz2
+    h_ss = -4 * h * nu * sq2
+    h_munu = (sz1 - 2 * h * sz2) / sig
+    h_snu = sq1 - 2 * h * sq2
+    h_nunu = n * _c2(nu) + sq1 / nu - h * (sq1 + nu * sq2) / nu**2
+    # Chain rule to phi = 1/nu: d/dphi = -nu^2 d/dnu.
+    nu2 = nu * nu
+    grad = np.stack([g_mu, g_s, -nu2 * g_nu], axis=1)
+    hess = np.empty((x.shape[0], 3, 3))
+    hess[:, 0, 0], hess[:, 1, 1] = h_mumu, h_ss
+    hess[:, 0, 1] = hess[:, 1, 0] = h_mus
+    hess[:, 0, 2] = hess[:, 2, 0] = -nu2 * h_munu
+    hess[:, 1, 2] = hess[:, 2, 1] = -nu2 * h_snu
+    hess[:, 2, 2] = nu2 * nu2 * h_nunu + 2 * nu2 * nu * g_nu
+    return ll, grad, hess
+
+
+def _newton_direction(grad: np.ndarray, hess: np.ndarray, fixed_df: np.ndarray) -> np.ndarray:
+    """Ascent direction: Newton where -H is positive definite, else Levenberg-damped."""
+    neg_h = -hess.copy()
+    g = grad.copy()
+    # Rows whose df is pinned at a bound optimize loc and scale only.
+    neg_h[fixed_df, 2, :] = 0.0
+    neg_h[fixed_df, :, 2] = 0.0
+    neg_h[fixed_df, 2, 2] = 1.0
+    g[fixed_df, 2] = 0.0
+    eig_min = np.linalg.eigvalsh(neg_h)[:, 0]
+    scale = np.abs(np.diagonal(neg_h, axis1=1, axis2=2)).max(axis=1)
+    shift = np.where(eig_min > 1e-10 * scale, 0.0, -eig_min + 1e-3 * scale + 1e-300)
+    neg_h = neg_h + shift[:, None, None] * np.eye(3)
+    return np.linalg.solve(neg_h, g[..., None])[..., 0]
+
+
+def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int = 100,
+               tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Damped Newton ascent per row; returns theta, loglik, at_bound and the Hessian at the end."""
+    theta = _start(x) if theta0 is None else theta0.copy()
+    theta[:, 2] = np.clip(theta[:, 2], _PHI_MIN, _PHI_MAX)
+    ll, grad, hess = _evaluate(x, theta)
+    active = np.ones(len(theta), bool)
+    for _ in range(max_iter):
+        rows = np.flatnonzero(active)
+        if rows.size == 0:
+            break
+        at_cap = ((theta[rows, 2] <= _PHI_MIN) & (grad[rows, 2] < 0)) | (
+            (theta[rows, 2] >= _PHI_MAX) & (grad[rows, 2] > 0))
+        step = _newton_direction(grad[rows], hess[rows], at_cap)
+        # Keep steps in log scale and 1/df modest so a poor start cannot overshoot wildly.
+        big = np.maximum(np.abs(step[:, 1]) / 2.0, np.abs(step[:, 2]) / 0.5)
+        step *= np.minimum(1.0, 1.0 / np.maximum(big, 1e-300))[:, None]
+        accepted = np.zeros(rows.size, bool)
+        t = np.ones(rows.size)
+        for _halving in range(40):
+            pending = ~accepted
+            if not pending.any():
+                break
+            sub = rows[pending]
+            trial = theta[sub] + t[pending, None] * step[pending]
+            trial[:, 2] = np.clip(trial[:, 2], _PHI_MIN, _PHI_MAX)
+            ll_t, g_t, h_t = _evaluate(x[sub], trial)
+            ok = ll_t >= ll[sub] - 1e-12 * np.abs(ll[sub])
+            idx = np.flatnonzero(pending)[ok]
+            moved = np.abs(trial[ok] - theta[sub[ok]]).max(axis=1)
+            gain = ll_t[ok] - ll[sub[ok]]
+            theta[sub[ok]], ll[sub[ok]] = trial[ok], ll_t[ok]
+            grad[sub[ok]], hess[sub[ok]] = g_t[ok], h_t[ok]
+            accepted[idx] = True
+            done = (moved < tol) | (gain <= 1e-14 * np.abs(ll[sub[ok]]))
+            active[sub[ok][done]] = False
+            t[~accepted] *= 0.5
+        # A row whose step cannot be improved on is at its optimum to machine precision.
+        active[rows[~accepted]] = False
+    at_bound = (theta[:, 2] <= _PHI_MIN * (1 + 1e-9)) | (theta[:, 2] >= _PHI_MAX * (1 - 1e-9))
+    return theta, ll, at_bound, hess
+
+
+class StudentT(Family):
+    name = "t"
+    label = "Student-t"
+    n_params = 3
+    shape_name = "df"
+    shape_grid = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 200.0, 1e6)
+
+    def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
+        theta0 = None
+        if x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
+            # Converge on exact quantiles first; the full data then needs one or two Newton steps.
+            theta0, *_ = fit_t_rows(x[:, :: x.shape[1] // _SUBSAMPLE])
+        elif start is not None:
+            theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
+        theta, ll, at_bound, hess = fit_t_rows(x, theta0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = np.linalg.inv(-hess)
+            # se of log(df) = se of log(phi) = se(phi) / phi.
+            se = np.sqrt(cov[:, 2, 2]) / theta[:, 2]
+        se[at_bound | ~np.isfinite(se)] = np.nan
+        return BatchFit(theta[:, 0], np.exp(theta[:, 1]), 1.0 / theta[:, 2], ll, at_bound, se)
+
+    def logpdf(self, x, loc, scale, shape):
+        z = (x - loc) / scale
+        return _c(shape) - np.log(scale) - 0.5 * (shape + 1) * np.log1p(z * z / shape)
+
+    def cdf(self, x, loc, scale, shape):
+        return special.stdtr(shape, (x - loc) / scale)
+
+    def standard_rvs(self, rng, size, shape):
+        return rng.standard_t(shape, size)
+
+    def frozen(self, loc, scale, shape):
+        return stats.t(shape, loc, scale)

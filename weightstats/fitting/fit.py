@@ -1,0 +1,166 @@
+"""fit_tensor: every family fitted to one tensor, with KS tests, comparisons and a verdict."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+from ..errors import OptionError
+from .compare import compare_pair
+from .descriptives import describe, histogram_sorted
+from .families import DEFAULT_FAMILIES, get_family
+from .ks import ks_statistic_sorted
+from .nulltables import bootstrap_pvalue, subsample_size
+from .result import TensorFit
+
+MIN_N = 30  # below this a three-parameter fit and its tests mean little
+_Z95 = stats.norm.ppf(0.975)
+
+
+def _to_numpy(x) -> np.ndarray:
+    """NumPy view of a tensor or array; bfloat16 becomes float32 (exact), nothing else changes."""
+    if hasattr(x, "detach"):  # torch.Tensor without importing torch
+        t = x.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return np.asarray(x)
+
+
+def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins: int) -> list[str]:
+    if isinstance(families, str):
+        families = [f for f in families.split(",") if f.strip()]
+    names = [get_family(f).name for f in families]
+    if not names:
+        raise OptionError("no families given; choose from normal, laplace, t, gennorm")
+    if len(set(names)) != len(names):
+        raise OptionError(f"families listed twice: {', '.join(families)}")
+    if int(ks_sample) < 10:
+        raise OptionError(f"KS subsample size must be at least 10 (got {ks_sample})")
+    if int(ks_replicates) < 19:
+        raise OptionError(f"bootstrap replicates must be at least 19 (got {ks_replicates})")
+    if int(bins) < 1:
+        raise OptionError(f"histogram bins must be positive (got {bins})")
+    return names
+
+
+def _standardize_channels(arr: np.ndarray, axis: int) -> tuple[np.ndarray, str]:
+    """Subtract each output channel's mean and divide by its std; drop constant channels."""
+    if arr.ndim < 2:
+        return arr.reshape(-1), "per-channel ignored: the tensor has a single axis"
+    rows = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1).astype(np.float64)
+    rows = np.where(np.isfinite(rows), rows, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(rows, axis=1, keepdims=True)
+        std = np.nanstd(rows, axis=1, keepdims=True)
+    usable = (std[:, 0] > 0) & np.isfinite(std[:, 0])
+    note = "" if usable.all() else f"{int((~usable).sum())} constant channel(s) dropped"
+    return ((rows[usable] - mean[usable]) / std[usable]).reshape(-1), note
+
+
+def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
+               ks_sample: int = 5000, ks_replicates: int = 1000, per_channel: bool = False,
+               channel_axis: int = 0, bins: int = 200) -> TensorFit:
+    """Fit Gaussian, Laplace, Student-t and generalized normal distributions to a tensor's values.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor
+        Any shape and float dtype (fp16/bf16/fp32/fp64); flattened, math in float64. NaN and ±Inf
+        are excluded and counted.
+    families : sequence of str
+        Families to fit, from ``normal``, ``laplace``, ``t``, ``gennorm``.
+    seed : int
+        Seeds the KS subsample; same input and seed give identical numbers.
+    ks_sample : int
+        Size of the random subsample on which the valid KS p-value is computed (the observed and the
+        null D use the same size). With millions of weights every test rejects every family, so the
+        p-value answers "is the misfit visible at this sample size?"; D on all values is the effect.
+    ks_replicates : int
+        Parametric-bootstrap replicates behind the KS null tables.
+    per_channel : bool
+        Standardize each slice along ``channel_axis`` (output channels) before pooling, which removes
+        the heavy tails that mixing channels of different scales creates by itself.
+    bins : int
+        Histogram bins stored with the result (for plots and report.json).
+
+    Returns
+    -------
+    TensorFit
+        ``.to_frame()`` has one row per family; ``.status`` is "ok" or says why nothing was fitted.
+    """
+    names = _validate(families, ks_sample, ks_replicates, bins)
+    arr = _to_numpy(x)
+    options = {"families": names, "seed": int(seed), "ks_sample": int(ks_sample),
+               "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel), "bins": int(bins)}
+    base = {"options": options, "shape_of_tensor": tuple(int(s) for s in arr.shape),
+            "dtype": str(x.dtype).replace("torch.", "") if hasattr(x, "dtype") else str(arr.dtype)}
+    if arr.dtype.kind not in "fiu":
+        return TensorFit.failed("unsupported_dtype",
+                                f"cannot fit {arr.dtype} values; only real numbers", **base)
+    if arr.dtype.kind in "iu":
+        arr = arr.astype(np.float64)
+    flat = arr.reshape(-1)
+    n_nan = int(np.isnan(flat).sum())
+    n_posinf = int(np.isposinf(flat).sum())
+    n_neginf = int(np.isneginf(flat).sum())
+    counts = {"n_nan": n_nan, "n_posinf": n_posinf, "n_neginf": n_neginf}
+    notes = []
+    if per_channel:
+        flat, note = _standardize_channels(arr, channel_axis)
+        notes += [note] if note else []
+    if n_nan + n_posinf + n_neginf:
+        flat = flat[np.isfinite(flat)]
+        notes.append(f"{n_nan + n_posinf + n_neginf} non-finite value(s) excluded")
+    # Sorting in the stored precision is faster and gives the same order.
+    xs = np.sort(flat).astype(np.float64, copy=False)
+    n = xs.size
+    base.update(counts=counts, notes=notes, n=n)
+    if n == 0:
+        return TensorFit.failed("empty", "no finite values to fit", **base)
+    if n < MIN_N:
+        return TensorFit.failed("too_small", f"{n} values; at least {MIN_N} are needed", **base)
+    if xs[0] == xs[-1]:
+        return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
+
+    m = subsample_size(n, int(ks_sample))
+    rng = np.random.default_rng(int(seed))
+    sub = xs if m == n else xs[np.sort(rng.choice(n, m, replace=False))]
+    rows, pointwise = [], {}
+    for name in names:
+        fam = get_family(name)
+        fit = fam.fit(xs)
+        loc, scale, shape = float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0])
+        k, ll = fam.n_params, float(fit.loglik[0])
+        pointwise[name] = fam.logpdf(xs, loc, scale, shape)
+        d = ks_statistic_sorted(xs, lambda v, f=fam, p=(loc, scale, shape): f.cdf(v, *p))
+        sfit = fam.fit(sub)
+        sp = (float(sfit.loc[0]), float(sfit.scale[0]), float(sfit.shape[0]))
+        d_sub = ks_statistic_sorted(sub, lambda v, f=fam, p=sp: f.cdf(v, *p))
+        p_valid, p_note = bootstrap_pvalue(fam, m, d_sub, sp[2], int(ks_replicates))
+        flags = []
+        if fam.name == "t" and fit.at_bound[0] and shape > 1e3:
+            flags.append("df_at_cap: the t fit runs to the Gaussian limit")
+        elif fit.at_bound[0]:
+            flags.append(f"{fam.shape_name}_at_bound")
+        flags += [p_note] if p_note else []
+        se = float(fit.log_shape_se[0])
+        rows.append({
+            "family": name, "n": n, "loc": loc, "scale": scale,
+            "shape": shape if fam.shape_name else float("nan"),
+            "shape_ci_low": shape * math.exp(-_Z95 * se) if np.isfinite(se) else float("nan"),
+            "shape_ci_high": shape * math.exp(_Z95 * se) if np.isfinite(se) else float("nan"),
+            "loglik": ll, "loglik_per_weight": ll / n, "aic": 2 * k - 2 * ll,
+            "bic": k * math.log(n) - 2 * ll, "ks_stat": d, "ks_pvalue": p_valid,
+            "ks_pvalue_naive": float(stats.kstwo.sf(d, n)), "ks_n": m, "ks_stat_sub": d_sub,
+            "n_params": k, "flags": "; ".join(flags),
+        })
+    totals = {r["family"]: r["loglik"] for r in rows}
+    comparisons = [compare_pair(a, b, pointwise[a], pointwise[b], totals[a], totals[b])
+                   for a, b in itertools.combinations(names, 2)]
+    return TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=describe(xs),
+                            histogram=histogram_sorted(xs, int(bins)), **base)

@@ -1,0 +1,121 @@
+"""TensorFit: the result of fitting one tensor, as tables (pandas) and as JSON-safe data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .families import get_family
+
+FRAME_COLUMNS = ["family", "n", "loc", "scale", "shape", "shape_ci_low", "shape_ci_high", "loglik",
+                 "loglik_per_weight", "aic", "bic", "ks_stat", "ks_pvalue", "ks_pvalue_naive", "ks_n",
+                 "ks_stat_sub", "rank_aic", "rank_bic", "n_params", "flags"]
+COMPARISON_COLUMNS = ["a", "b", "nested", "test", "statistic", "z", "pvalue", "favored",
+                      "mean_llr_per_weight"]
+_DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max"]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _verdict(rows: list[dict], comparisons: list[dict]) -> dict[str, Any]:
+    by_aic = sorted(rows, key=lambda r: r["aic"])
+    by_bic = sorted(rows, key=lambda r: r["bic"])
+    best, runner = by_aic[0]["family"], (by_aic[1]["family"] if len(by_aic) > 1 else None)
+    verdict = {"best_aic": best, "best_bic": by_bic[0]["family"], "runner_up_aic": runner,
+               "delta_aic": (by_aic[1]["aic"] - by_aic[0]["aic"]) if runner else float("nan"),
+               "separated": False, "separation_test": None, "separation_pvalue": float("nan")}
+    for c in comparisons:
+        if {c["a"], c["b"]} == {best, runner}:
+            verdict.update(separated=bool(c["pvalue"] < 0.05 and c["favored"] == best),
+                           separation_test=c["test"], separation_pvalue=c["pvalue"])
+    return verdict
+
+
+@dataclass
+class TensorFit:
+    """Fits of every family to one tensor; see ``to_frame`` and ``comparisons``."""
+
+    status: str
+    message: str
+    n: int
+    counts: dict[str, int]
+    options: dict[str, Any]
+    shape_of_tensor: tuple[int, ...] = ()
+    dtype: str = ""
+    notes: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    comparison_rows: list[dict[str, Any]] = field(default_factory=list)
+    descriptives: dict[str, float] = field(default_factory=dict)
+    histogram: tuple[np.ndarray, np.ndarray] | None = None
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def failed(cls, status: str, message: str, *, options, shape_of_tensor=(), dtype="", counts=None,
+               notes=(), n=0) -> TensorFit:
+        counts = counts or {"n_nan": 0, "n_posinf": 0, "n_neginf": 0}
+        return cls(status, message, n, counts, options, shape_of_tensor, dtype, list(notes),
+                   descriptives={k: float("nan") for k in _DESCRIPTIVE_KEYS})
+
+    @classmethod
+    def fitted(cls, *, rows, comparisons, descriptives, histogram, options, shape_of_tensor, dtype,
+               counts, notes, n) -> TensorFit:
+        for key in ("aic", "bic"):
+            for rank, row in enumerate(sorted(rows, key=lambda r: r[key]), start=1):
+                row[f"rank_{key}"] = rank
+        return cls("ok", "", n, counts, options, shape_of_tensor, dtype, list(notes), rows,
+                   comparisons, descriptives, histogram, _verdict(rows, comparisons))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def n_nonfinite(self) -> int:
+        return int(sum(self.counts.values()))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per family with the columns of the per-layer report tables."""
+        return pd.DataFrame(self.rows, columns=FRAME_COLUMNS)
+
+    def comparisons(self) -> pd.DataFrame:
+        """Pairwise tests: Vuong (non-nested) or likelihood ratio (nested), one row per pair."""
+        return pd.DataFrame(self.comparison_rows, columns=COMPARISON_COLUMNS)
+
+    def params(self, family: str) -> tuple[float, float, float]:
+        """(loc, scale, shape) of a fitted family; shape is NaN for normal and Laplace."""
+        for row in self.rows:
+            if row["family"] == family:
+                return row["loc"], row["scale"], row["shape"]
+        raise KeyError(f"family {family!r} was not fitted")
+
+    def frozen(self, family: str):
+        """The fit as a frozen scipy.stats distribution (pdf, cdf, ppf for plots and checks)."""
+        loc, scale, shape = self.params(family)
+        return get_family(family).frozen(loc, scale, shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-safe (NaN and ±Inf become None)."""
+        counts, edges = self.histogram if self.histogram is not None else ([], [])
+        return _json_safe({
+            "status": self.status, "message": self.message, "n": self.n, "counts": self.counts,
+            "shape_of_tensor": list(self.shape_of_tensor), "dtype": self.dtype,
+            "options": self.options, "notes": self.notes, "descriptives": self.descriptives,
+            "fits": self.rows, "comparisons": self.comparison_rows, "verdict": self.verdict,
+            "histogram": {"counts": counts, "edges": edges},
+        })

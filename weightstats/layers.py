@@ -1,0 +1,200 @@
+"""Layer kinds and layer selection.
+
+Kinds come from module types when a module is at hand (exact), otherwise from tensor names
+and shapes (a heuristic). :func:`select` filters a stream of
+:class:`~weightstats.sources.WeightTensor` by kind, name pattern and size.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from weightstats.errors import OptionError
+
+if TYPE_CHECKING:
+    from weightstats.sources.base import WeightTensor
+
+KINDS: tuple[str, ...] = ("conv", "linear", "embedding", "norm", "bias", "other")
+DEFAULT_KINDS: tuple[str, ...] = ("conv", "linear", "embedding")
+
+# Tokens that mark an embedding table in common naming schemes (BERT, GPT-2, LLaMA, ViT).
+_EMBED_RE = re.compile(r"embed|wte|wpe", re.IGNORECASE)
+# Norm-ish module names: bn1, ln_f, norm1, input_layernorm, gn, LayerNorm, final_norm ...
+_NORM_RE = re.compile(r"(^|[._])(bn|ln|gn)(\d+|_\w+)?$|norm", re.IGNORECASE)
+# Norm buffers; they are statistics, not weights.
+_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def _split(name: str) -> tuple[str, str]:
+    """Split ``a.b.weight`` into (``a.b``, ``weight``); a bare name is its own last part."""
+    module, _, last = name.rpartition(".")
+    return module, last
+
+
+def infer_kind(name: str, shape: Sequence[int], *, norm_modules: frozenset[str] = frozenset()) -> str:
+    """Guess a tensor's layer kind from its name and shape (no module available).
+
+    Parameters
+    ----------
+    name : str
+        Dotted tensor name, e.g. ``"layer1.0.conv1.weight"``.
+    shape : sequence of int
+        Tensor shape.
+    norm_modules : frozenset of str, optional
+        Module prefixes known to be norm layers (e.g. siblings hold ``running_mean``), which
+        catches BatchNorms with uninformative names such as ``downsample.1``.
+
+    Returns
+    -------
+    str
+        One of :data:`KINDS`.
+    """
+    module, last = _split(name)
+    ndim = len(shape)
+    lower_last = last.lower()
+    if "bias" in lower_last:
+        return "bias"
+    if lower_last in _NORM_BUFFERS or ndim == 0:
+        return "other"
+    is_weight = lower_last.endswith("weight") or lower_last in ("kernel", "w") or not module
+    if ndim >= 3:
+        # pos_embed (1, N, D) and cls_token (1, 1, D) are 3-D but are not convolutions.
+        if _EMBED_RE.search(last) or "token" in lower_last:
+            return "embedding" if _EMBED_RE.search(last) else "other"
+        return "conv"
+    if ndim == 2:
+        # Look at the module part (or the bare name), so "patch_embed.proj.weight" stays linear.
+        owner = _split(module)[1] if is_weight and module else last
+        if _EMBED_RE.search(owner):
+            return "embedding"
+        return "linear" if is_weight else "other"
+    # ndim == 1
+    if is_weight and (module in norm_modules or _NORM_RE.search(_split(module)[1] or last)):
+        return "norm"
+    if lower_last in ("gamma", "scale") and _NORM_RE.search(module):
+        return "norm"
+    return "other"
+
+
+def infer_kinds(shapes: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """Classify a whole state dict by names and shapes, using sibling tensors as hints.
+
+    A module whose state holds ``running_mean`` is a BatchNorm whatever its name is.
+    """
+    norm_modules = frozenset(
+        _split(n)[0] for n in shapes if _split(n)[1] in ("running_mean", "running_var")
+    )
+    return {n: infer_kind(n, s, norm_modules=norm_modules) for n, s in shapes.items()}
+
+
+def module_kind(module: object) -> str | None:
+    """Return the kind of a module's ``weight`` from its type, or None when the type is unknown.
+
+    Subclasses count (timm's ``StdConv2d`` is a Conv2d). TorchScript modules keep the
+    original class name in ``original_name``, so names are checked too.
+    """
+    import torch.nn as nn
+
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+        return "embedding"
+    norm_types = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    if isinstance(module, norm_types) or (hasattr(nn, "RMSNorm") and isinstance(module, nn.RMSNorm)):
+        return "norm"
+    cls = str(getattr(module, "original_name", "") or type(module).__name__)
+    if cls.startswith("Conv") or cls.endswith(("Conv1d", "Conv2d", "Conv3d")):
+        return "conv"
+    if cls.endswith("Linear"):
+        return "linear"
+    if cls.startswith("Embedding"):
+        return "embedding"
+    if "Norm" in cls:
+        return "norm"
+    return None
+
+
+def kinds_from_module(model: object, shapes: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """Classify the state-dict entries of ``model`` using the types of the owning modules.
+
+    Entries owned by modules of unknown type fall back to :func:`infer_kinds`.
+    """
+    modules = dict(model.named_modules())  # type: ignore[attr-defined]
+    guessed = infer_kinds(shapes)
+    kinds: dict[str, str] = {}
+    for name, shape in shapes.items():
+        owner, last = _split(name)
+        kind = module_kind(modules[owner]) if owner in modules else None
+        if "bias" in last.lower():
+            kinds[name] = "bias"
+        elif kind is None:
+            kinds[name] = guessed[name]
+        elif last == "weight" or (last.endswith("weight") and len(shape) >= 2):
+            kinds[name] = kind
+        else:
+            # Buffers (running_mean, position_ids, ...) are not trainable weights.
+            kinds[name] = "other"
+    return kinds
+
+
+def _matcher(pattern: str | None):
+    if pattern is None or pattern == "":
+        return lambda name: True
+    if pattern.startswith("re:"):
+        try:
+            rx = re.compile(pattern[3:])
+        except re.error as err:
+            raise OptionError(
+                f"invalid regular expression {pattern[3:]!r} ({err}): fix the pattern after 're:'"
+            ) from None
+        return lambda name: rx.search(name) is not None
+    return lambda name: fnmatch.fnmatchcase(name, pattern)
+
+
+def select(
+    tensors: Iterable[WeightTensor],
+    *,
+    kinds: Iterable[str] | None = DEFAULT_KINDS,
+    pattern: str | None = None,
+    min_size: int = 1,
+) -> Iterator[WeightTensor]:
+    """Keep the tensors worth fitting.
+
+    Parameters
+    ----------
+    tensors : iterable of WeightTensor
+        Usually ``source.tensors()``; consumed lazily, nothing is loaded.
+    kinds : iterable of str or None, optional
+        Layer kinds to keep (see :data:`KINDS`); None or ``"all"`` keeps every kind.
+    pattern : str, optional
+        Glob matched against the full tensor name (``fnmatch``, case-sensitive), or a regular
+        expression searched in the name when it starts with ``"re:"``.
+    min_size : int, optional
+        Skip tensors with fewer elements.
+
+    Yields
+    ------
+    WeightTensor
+        Float tensors passing all filters. Non-float tensors (int, bool, complex) are always
+        skipped: they hold indices or shape constants, not weights.
+    """
+    if kinds is None or (isinstance(kinds, str) and kinds == "all"):
+        wanted = set(KINDS)
+    else:
+        wanted = {kinds} if isinstance(kinds, str) else set(kinds)
+        unknown = sorted(wanted - set(KINDS))
+        if unknown:
+            raise OptionError(
+                f"unknown layer kind(s) {', '.join(unknown)}: choose from {', '.join(KINDS)}"
+            )
+    if min_size < 0:
+        raise OptionError(f"min_size must be >= 0, got {min_size}: pass a non-negative size")
+    match = _matcher(pattern)
+    for t in tensors:
+        if t.is_float and t.kind in wanted and t.numel >= min_size and match(t.name):
+            yield t

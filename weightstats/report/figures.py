@@ -1,0 +1,243 @@
+"""Figures: log-density histograms with fitted pdfs, QQ plots, and per-depth effect sizes.
+
+Uses matplotlib's object API with the Agg canvas (never pyplot's global backend), so it works
+headless and does not change the backend of a notebook that imports weightstats. PNGs are
+deterministic: fixed dpi and no "Software" metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.axes import Axes
+
+    from weightstats.report.model_report import LayerResult, ModelReport
+
+PER_FIGURE = 20  # small multiples per page: 5 x 4 stays legible at the report's width
+NCOLS = 5
+DPI = 80
+COLORS = {"normal": "#1f77b4", "laplace": "#d62728", "t": "#2ca02c", "gennorm": "#9467bd"}
+MARKERS = {"normal": "o", "laplace": "s", "t": "^", "gennorm": "D"}
+
+
+def _label(name: str) -> str:
+    from weightstats.report.model_report import family_label
+
+    return family_label(name)
+
+
+def _color(name: str) -> str:
+    return COLORS.get(name, "#7f7f7f")
+
+
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+    """A Figure bound to an Agg canvas (no pyplot state)."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_png(fig: Figure) -> bytes:
+    """Render ``fig`` to PNG bytes deterministically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _short(name: str, width: int = 38) -> str:
+    """Keep the informative tail of long layer names."""
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def _density(fit: Any) -> tuple[np.ndarray, np.ndarray]:
+    counts, edges = fit.histogram
+    counts = np.asarray(counts, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    widths = np.diff(edges)
+    total = counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dens = np.where((counts > 0) & (widths > 0), counts / (total * widths), np.nan)
+    return dens, edges
+
+
+def draw_histogram(ax: Axes, lr: LayerResult, families: Sequence[str], legend: bool) -> None:
+    """Histogram on a log-density axis with each family's fitted pdf (the tails differ)."""
+    fit = lr.fit
+    ax.set_title(_short(lr.name), fontsize=8)
+    ax.tick_params(labelsize=7)
+    if fit.status != "ok" or len(fit.histogram[0]) == 0:
+        ax.text(0.5, 0.5, f"not fitted: {fit.status}", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        return
+    dens, edges = _density(fit)
+    ax.stairs(np.nan_to_num(dens, nan=0.0), edges, color="0.35", fill=True, alpha=0.35,
+              label="data")
+    x = np.linspace(edges[0], edges[-1], 400)
+    for fam in families:
+        try:
+            pdf = np.asarray(fit.frozen(fam).pdf(x), dtype=float)
+        except Exception:  # a family whose fit failed has no pdf; the others still plot
+            continue
+        ax.plot(x, pdf, color=_color(fam), lw=1.1, label=_label(fam))
+    ax.set_yscale("log")
+    # Few ticks: tick layout on log axes dominates the drawing time of many small panels.
+    ax.yaxis.set_major_locator(LogLocator(numticks=4))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    positive = dens[np.isfinite(dens) & (dens > 0)]
+    if positive.size:
+        ax.set_ylim(positive.min() / 3, positive.max() * 3)
+    if legend:
+        ax.legend(fontsize=6, loc="upper right")
+
+
+def draw_qq(ax: Axes, lr: LayerResult) -> None:
+    """QQ plot against the best (BIC) fit, from the histogram's cumulative counts.
+
+    Built from the fitter's histogram, so no raw weights need to be kept after fitting (memory
+    stays at one tensor); resolution is one bin.
+    """
+    fit = lr.fit
+    best = (fit.verdict or {}).get("best_bic")
+    ax.set_title(_short(lr.name), fontsize=8)
+    ax.tick_params(labelsize=7)
+    if fit.status != "ok" or best is None or len(fit.histogram[0]) == 0:
+        ax.text(0.5, 0.5, f"not fitted: {fit.status}", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        return
+    counts, edges = fit.histogram
+    counts = np.asarray(counts, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    # One point per non-empty bin: its centre against the fitted quantile of the bin's mid
+    # cumulative probability (empty tail bins would otherwise stack into vertical streaks).
+    prob = (np.cumsum(counts) - counts / 2) / counts.sum()
+    keep = counts > 0
+    sample = ((edges[:-1] + edges[1:]) / 2)[keep]
+    try:
+        theo = np.asarray(fit.frozen(best).ppf(prob[keep]), dtype=float)
+    except Exception:  # no ppf for a failed fit: leave the panel with a note
+        ax.text(0.5, 0.5, "no quantile function", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
+        return
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.plot(theo, sample, ".", ms=2.5, color=_color(best))
+    finite = np.isfinite(theo)
+    if finite.any():
+        lo = float(min(theo[finite].min(), sample.min()))
+        hi = float(max(theo[finite].max(), sample.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--")
+    ax.text(0.03, 0.95, f"vs {_label(best)}", transform=ax.transAxes, fontsize=7, va="top")
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(NCOLS, max(n, 1))
+    return math.ceil(max(n, 1) / cols), cols
+
+
+def small_multiples(report: ModelReport, layers: Sequence[LayerResult], what: str) -> Figure:
+    """One page of histogram ("hist") or QQ ("qq") panels."""
+    rows, cols = _grid(len(layers))
+    # Fixed margins instead of constrained layout: layout passes re-draw every tick label.
+    height = 2.5 * rows + 0.5
+    fig = new_figure(3.2 * cols, height, layout=None)
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.35 / height,
+                        top=1 - 0.8 / height, wspace=0.28, hspace=0.42)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(layers):
+            ax.set_axis_off()
+            continue
+        if what == "hist":
+            draw_histogram(ax, layers[i], report.families, legend=(i == 0))
+        else:
+            draw_qq(ax, layers[i])
+    title = ("weight density (log scale) with fitted pdfs" if what == "hist"
+             else "QQ plot against the best (BIC) family: x fitted quantile, y weight")
+    fig.suptitle(f"{report.model}: {title}", fontsize=10)
+    return fig
+
+
+def delta_ll_figure(report: ModelReport) -> Figure:
+    """Log-likelihood per weight of each family relative to the Gaussian (or the best), vs depth."""
+    wide = report.wide()
+    wide = wide[wide["status"] == "ok"] if len(wide) else wide
+    fig = new_figure(10, 4)
+    ax = fig.subplots()
+    base_name = "normal" if "normal" in report.families else None
+    if len(wide):
+        cols = [f"ll_per_weight_{f}" for f in report.families]
+        lls = wide[cols].to_numpy(dtype=float)
+        base = (wide[f"ll_per_weight_{base_name}"].to_numpy(dtype=float) if base_name
+                else np.nanmax(lls, axis=1))
+        for j, fam in enumerate(report.families):
+            ax.plot(wide["depth"], lls[:, j] - base, marker=MARKERS.get(fam, "o"), ms=3.5,
+                    lw=0.8, color=_color(fam), label=_label(fam))
+    ax.axhline(0, color="0.3", lw=0.8)
+    ref = _label(base_name) if base_name else "the best family"
+    ax.set_xlabel("layer depth (order in the model)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"log-likelihood per weight − {ref}")
+    ax.set_title(f"{report.model}: fit gain per weight relative to {ref} (higher is better)",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def shape_figure(report: ModelReport) -> Figure:
+    """Student-t df (log axis) and generalized-normal beta vs depth, with reference lines."""
+    wide = report.wide()
+    wide = wide[wide["status"] == "ok"] if len(wide) else wide
+    fig = new_figure(10, 6)
+    ax_t, ax_b = fig.subplots(2, 1, sharex=True)
+    if len(wide) and "t" in report.families:
+        ax_t.plot(wide["depth"], wide["t_df"], "^-", ms=3.5, lw=0.8, color=_color("t"))
+        ax_t.set_yscale("log")
+    ax_t.set_ylabel("Student-t df (log)")
+    ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)
+    if len(wide) and "gennorm" in report.families:
+        ax_b.plot(wide["depth"], wide["gennorm_beta"], "D-", ms=3.5, lw=0.8,
+                  color=_color("gennorm"))
+    ax_b.axhline(2, color=_color("normal"), ls="--", lw=0.9, label="β = 2 (Gaussian)")
+    ax_b.axhline(1, color=_color("laplace"), ls="--", lw=0.9, label="β = 1 (Laplace)")
+    ax_b.set_ylabel("generalized normal β")
+    ax_b.set_xlabel("layer depth (order in the model)")
+    ax_b.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_b.legend(fontsize=8)
+    fig.suptitle(f"{report.model}: tail shape vs depth", fontsize=10)
+    return fig
+
+
+def layer_figure(report: ModelReport, lr: LayerResult) -> Figure:
+    """Histogram and QQ plot of a single layer."""
+    fig = new_figure(9, 3.6)
+    ax_h, ax_q = fig.subplots(1, 2)
+    draw_histogram(ax_h, lr, report.families, legend=True)
+    draw_qq(ax_q, lr)
+    ax_h.set_xlabel("weight")
+    ax_q.set_xlabel("fitted quantile")
+    ax_q.set_ylabel("weight quantile")
+    return fig
+
+
+def render_all(report: ModelReport) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(file name, PNG bytes)`` for every report figure, one figure in memory at a time."""
+    layers = report.layers
+    pages = max(1, math.ceil(len(layers) / PER_FIGURE))
+    for what in ("hist", "qq"):
+        for p in range(pages):
+            chunk = layers[p * PER_FIGURE:(p + 1) * PER_FIGURE]
+            if not chunk:
+                continue
+            yield f"{what}_{p + 1:02d}.png", to_png(small_multiples(report, chunk, what))
+    yield "delta_loglik_vs_depth.png", to_png(delta_ll_figure(report))
+    yield "shape_vs_depth.png", to_png(shape_figure(report))

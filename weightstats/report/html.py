@@ -1,0 +1,134 @@
+"""report.html: one self-contained page (inline CSS, base64 PNGs, no JavaScript, no network)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from weightstats.report.tables import display_wide, fmt
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from weightstats.report.model_report import ModelReport
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #222; background: #fff; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem;
+     border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+.answer { font-size: 1.15rem; background: #f3f7fc; border-left: 4px solid #1f77b4;
+          padding: .7rem 1rem; }
+table { border-collapse: collapse; font-size: .8rem; margin: .5rem 0; }
+th, td { border: 1px solid #ddd; padding: .2rem .45rem; text-align: right; }
+th { background: #f5f5f5; position: sticky; top: 0; }
+td.text, th.text { text-align: left; }
+tbody tr:nth-child(even) { background: #fafafa; }
+.scroll { overflow-x: auto; }
+figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .85rem; color: #555; }
+.note { font-size: .9rem; } code { background: #f3f3f3; padding: 0 .2rem; }
+"""
+
+CAPTIONS = {
+    "hist": "Weight density on a log scale (grey) with each family's fitted pdf; the tails are "
+            "where Gaussian, Laplace and Student-t differ.",
+    "qq": "QQ plots against each layer's best family by BIC; points off the dashed line are "
+          "misfit (usually in the tails).",
+    "delta": "Log-likelihood per weight of each family minus the Gaussian's, by depth.",
+    "shape": "Student-t degrees of freedom and generalized-normal β by depth "
+             "(β = 2 is Gaussian, β = 1 is Laplace).",
+}
+
+
+def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = ()) -> str:
+    """An HTML table with escaped, formatted cells; ``text_cols`` are left-aligned."""
+    head = "".join(
+        f'<th class="{"text" if c in text_cols else ""}">{html.escape(str(c))}</th>'
+        for c in frame.columns
+    )
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(
+            f'<td class="{"text" if c in text_cols else ""}">{html.escape(fmt(v))}</td>'
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
+            + "\n".join(body) + "</tbody></table></div>")
+
+
+def _img(name: str, data: bytes) -> str:
+    kind = ("hist" if name.startswith("hist") else "qq" if name.startswith("qq")
+            else "delta" if name.startswith("delta") else "shape")
+    b64 = base64.b64encode(data).decode("ascii")
+    return (f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{html.escape(name)}: {html.escape(CAPTIONS[kind])}</figcaption>"
+            "</figure>")
+
+
+def page(title: str, sections: list[tuple[str, str]], answer: str = "") -> str:
+    """Assemble a complete HTML document from ``(heading, inner html)`` sections."""
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if answer:
+        parts.append(f'<p class="answer">{html.escape(answer)}</p>')
+    for heading, inner in sections:
+        parts.append(f"<section><h2>{html.escape(heading)}</h2>{inner}</section>")
+    parts += ["</body>", "</html>"]
+    return "\n".join(parts) + "\n"
+
+
+def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
+    """The full report page for one model."""
+    from weightstats.report.model_report import family_label, safe_spec, scrub_paths
+
+    info, answer = report.summary()
+    sections: list[tuple[str, str]] = []
+    intro = (f"<p>Spec <code>{html.escape(safe_spec(report.spec))}</code>"
+             + (f" — {html.escape(scrub_paths(report.description))}" if report.description else "")
+             + f". {info['n_fitted']} of {info['n_layers']} selected layers fitted, "
+             f"{info['n_weights']:,} weights.</p>")
+    intro += (f"<p>By AIC: {html.escape(info['aic_sentence'])} "
+              f"<em>{html.escape(info['aic_caveat'])}</em></p>")
+    counts = pd.DataFrame([
+        {"family": family_label(f),
+         "layers (BIC)": info["by_criterion"]["bic"][f]["layers"],
+         "weights (BIC)": f"{info['by_criterion']['bic'][f]['weight_share']:.1%}",
+         "layers (AIC)": info["by_criterion"]["aic"][f]["layers"],
+         "weights (AIC)": f"{info['by_criterion']['aic'][f]['weight_share']:.1%}"}
+        for f in report.families
+    ])
+    intro += table_html(counts, text_cols=("family",))
+    if info["groups"]:
+        intro += "<h3>By group (BIC)</h3><ul>" + "".join(
+            f"<li>{html.escape(g['sentence'])}</li>" for g in info["groups"].values()) + "</ul>"
+    sections.append(("Summary", intro))
+    sections.append(("Per-layer fits", table_html(display_wide(report),
+                                                  text_cols=("layer", "kind", "best (AIC)",
+                                                             "best (BIC)"))))
+    if pngs:
+        sections.append(("Figures", "".join(_img(n, d) for n, d in pngs.items())))
+    comp = report.comparisons()
+    if len(comp):
+        cols = [c for c in ("layer", "a", "b", "nested", "test", "statistic", "z", "pvalue",
+                            "favored", "mean_llr_per_weight") if c in comp.columns]
+        sections.append(("Pairwise comparisons (Vuong / likelihood ratio)",
+                         "<details><summary>Show all comparisons</summary>"
+                         + table_html(comp[cols], text_cols=("layer", "a", "b", "test",
+                                                             "favored"))
+                         + "</details>"))
+    options = "<ul>" + "".join(
+        f"<li>{html.escape(str(k))}: <code>{html.escape(str(v))}</code></li>"
+        for k, v in sorted(report.options.items())) + "</ul>"
+    sections.append(("Options", options))
+    notes = "<ul class=\"note\">" + "".join(
+        f"<li>{html.escape(n)}</li>" for n in info["notes"]) + "</ul>"
+    sections.append(("How to read this", notes))
+    return page(f"weightstats: {report.model}", sections, answer)

@@ -1,0 +1,333 @@
+"""The result of fitting a whole model: per-layer fits, tidy/wide tables and the answer."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
+
+_FALLBACK_LABELS = {
+    "normal": "Gaussian",
+    "laplace": "Laplace",
+    "t": "Student-t",
+    "gennorm": "generalized normal",
+}
+DESCRIPTIVE_COLUMNS = (
+    "mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max", "n_nonfinite",
+)
+LAYER_COLUMNS = ("layer", "kind", "group", "tensor_shape", "dtype", "depth", "status")
+ALL_FORMATS = ("csv", "md", "json", "html", "png")
+
+
+def family_label(name: str) -> str:
+    """Human-readable family name ("Gaussian", "Student-t", ...), via the fitter when present."""
+    try:
+        from weightstats.fitting import family_label as _label
+
+        return str(_label(name))
+    except Exception:  # the fitter may reject unknown names; a label must never fail a report
+        return _FALLBACK_LABELS.get(name, name)
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One fitted weight tensor.
+
+    Attributes
+    ----------
+    name, kind, group, dtype : str
+        From the source's ``WeightTensor``.
+    shape : tuple of int
+        The tensor's shape.
+    index : int
+        Depth order (0 = first selected layer).
+    fit : TensorFit
+        The fitter's result (see docs/CONTRACTS.md).
+    """
+
+    name: str
+    kind: str
+    group: str
+    shape: tuple[int, ...]
+    dtype: str
+    index: int
+    fit: Any
+
+    @property
+    def numel(self) -> int:
+        """Number of elements in the tensor."""
+        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+
+    @property
+    def shape_str(self) -> str:
+        """Shape as ``64x3x7x7`` (CSV-friendly)."""
+        return "x".join(str(s) for s in self.shape)
+
+
+def _clean(value: Any) -> Any:
+    """Convert numpy/pandas scalars and containers to JSON-safe Python values (NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if value is None or isinstance(value, str):
+        return value
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+def _flags_str(value: Any) -> str:
+    """Flags may be a list/tuple or a string; CSV wants one string."""
+    if isinstance(value, (list, tuple, set, np.ndarray)):
+        return ";".join(str(v) for v in value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+_ABS_PATH = re.compile(r"(?<![\w.:/])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`]+[/\\])+([^\s/\\'\"`]+)")
+
+
+def safe_spec(spec: str) -> str:
+    """Spec text without absolute paths (report.json must not depend on where files live)."""
+    text = str(spec)
+    # Only real absolute/home paths: hub ids such as "timm/resnet50" must stay as they are.
+    if os.path.isabs(text) or text.startswith("~"):
+        return Path(text).name
+    return scrub_paths(text)
+
+
+def scrub_paths(text: str) -> str:
+    """Replace absolute paths inside free text (descriptions) by their file names."""
+    return _ABS_PATH.sub(r"\1", str(text))
+
+
+@dataclass
+class ModelReport:
+    """All per-layer fits of one model.
+
+    Parameters
+    ----------
+    model : str
+        Short, filesystem-safe model name (``reports/<model>/``).
+    spec : str
+        The spec as given (absolute paths are reduced to the file name in saved output).
+    layers : list of LayerResult
+        Fitted layers in depth order.
+    families : tuple of str
+        Families fitted, in order.
+    options : dict
+        Fitting options (recorded in summary.md and report.json).
+    description : str
+        The source's one-line description.
+    """
+
+    model: str
+    spec: str
+    layers: list[LayerResult]
+    families: tuple[str, ...] = ("normal", "laplace", "t", "gennorm")
+    options: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    _table: pd.DataFrame | None = field(default=None, init=False, repr=False)
+
+    # ------------------------------------------------------------------ tables
+    @property
+    def ok_layers(self) -> list[LayerResult]:
+        """Layers whose fit succeeded (status "ok")."""
+        return [lr for lr in self.layers if lr.fit.status == "ok"]
+
+    def layer(self, name: str) -> LayerResult:
+        """Return the layer called ``name`` (KeyError naming close alternatives otherwise)."""
+        for lr in self.layers:
+            if lr.name == name:
+                return lr
+        raise KeyError(f"no layer {name!r}; layers: {', '.join(lr.name for lr in self.layers[:8])}...")
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Tidy table (layers.csv): one row per layer x family."""
+        if self._table is None:
+            self._table = self._build_table()
+        return self._table.copy()
+
+    def _build_table(self) -> pd.DataFrame:
+        frames = []
+        for lr in self.layers:
+            frame = lr.fit.to_frame()
+            if frame is None or len(frame) == 0:
+                # A layer that could not be fitted still gets its rows, so every layer shows up.
+                frame = pd.DataFrame({"family": list(self.families)})
+            frame = frame.copy()
+            if "flags" in frame.columns:
+                frame["flags"] = [_flags_str(v) for v in frame["flags"]]
+            meta = {
+                "layer": lr.name, "kind": lr.kind, "group": lr.group,
+                "tensor_shape": lr.shape_str, "dtype": lr.dtype, "depth": lr.index,
+                "status": lr.fit.status,
+            }
+            for pos, (key, value) in enumerate(meta.items()):
+                frame.insert(pos, key, value)
+            desc = dict(lr.fit.descriptives or {})
+            desc["n_nonfinite"] = lr.fit.n_nonfinite
+            for key in DESCRIPTIVE_COLUMNS:
+                frame[key] = desc.get(key, np.nan)
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=[*LAYER_COLUMNS, "family", *DESCRIPTIVE_COLUMNS])
+        return pd.concat(frames, ignore_index=True)
+
+    def wide(self) -> pd.DataFrame:
+        """One row per layer: verdicts, shape parameters, KS D of each family, kurtosis."""
+        rows = []
+        for lr in self.layers:
+            fit = lr.fit
+            verdict = dict(fit.verdict or {})
+            frame = fit.to_frame() if fit.status == "ok" else pd.DataFrame()
+            by_family = frame.set_index("family") if len(frame) else pd.DataFrame()
+            desc = fit.descriptives or {}
+
+            def get(family: str, col: str, by_family: pd.DataFrame = by_family) -> float:
+                if family in by_family.index and col in by_family.columns:
+                    return float(by_family.loc[family, col])
+                return float("nan")
+
+            row: dict[str, Any] = {
+                "layer": lr.name, "kind": lr.kind, "group": lr.group, "depth": lr.index,
+                "n": int(fit.n), "status": fit.status,
+                "best_aic": verdict.get("best_aic"),
+                "runner_up_aic": verdict.get("runner_up_aic"),
+                "delta_aic": _num(verdict.get("delta_aic")),
+                "best_bic": verdict.get("best_bic"),
+                "separated": verdict.get("separated"),
+                "t_df": get("t", "shape"),
+                "t_df_ci_low": get("t", "shape_ci_low"),
+                "t_df_ci_high": get("t", "shape_ci_high"),
+                "gennorm_beta": get("gennorm", "shape"),
+                "gennorm_beta_ci_low": get("gennorm", "shape_ci_low"),
+                "gennorm_beta_ci_high": get("gennorm", "shape_ci_high"),
+            }
+            for fam in self.families:
+                row[f"ks_D_{fam}"] = get(fam, "ks_stat")
+            for fam in self.families:
+                row[f"ks_p_{fam}"] = get(fam, "ks_pvalue")
+            for fam in self.families:
+                row[f"ll_per_weight_{fam}"] = get(fam, "loglik_per_weight")
+            for key in ("excess_kurtosis", "skewness", "std", "zero_fraction"):
+                row[key] = _num(desc.get(key))
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def comparisons(self) -> pd.DataFrame:
+        """Pairwise family comparisons of every layer (the fitter's columns plus layer/depth)."""
+        frames = []
+        for lr in self.layers:
+            comp = lr.fit.comparisons() if lr.fit.status == "ok" else None
+            if comp is None or len(comp) == 0:
+                continue
+            comp = comp.copy()
+            comp.insert(0, "layer", lr.name)
+            comp.insert(1, "kind", lr.kind)
+            comp.insert(2, "depth", lr.index)
+            frames.append(comp)
+        if not frames:
+            return pd.DataFrame(columns=["layer", "kind", "depth", "a", "b", "nested", "test",
+                                         "statistic", "z", "pvalue", "favored",
+                                         "mean_llr_per_weight"])
+        return pd.concat(frames, ignore_index=True)
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> tuple[dict[str, Any], str]:
+        """Count best families per criterion, by layers and by share of weights.
+
+        Returns
+        -------
+        info : dict
+            ``{"criterion": "bic", "n_layers", "n_fitted", "n_weights", "by_criterion":
+            {"bic": {family: {"layers", "weights", "weight_share"}}, "aic": ...},
+            "groups": {group: {...same for bic...}}, "not_fitted": {status: count},
+            "medians": {...}, "sentence": str, "aic_sentence": str}``.
+        sentence : str
+            One sentence answering the question, by BIC (consistent for nested families).
+        """
+        from weightstats.report.summary import build_summary
+
+        info = build_summary(self)
+        return info, info["sentence"]
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-safe and deterministic (no timestamps, no absolute paths)."""
+        info, _ = self.summary()
+        layers = []
+        for lr in self.layers:
+            layers.append({
+                "name": lr.name, "kind": lr.kind, "group": lr.group, "shape": list(lr.shape),
+                "dtype": lr.dtype, "depth": lr.index, "fit": lr.fit.to_dict(),
+            })
+        return _clean({
+            "weightstats_report": 1,
+            "model": self.model,
+            "spec": safe_spec(self.spec),
+            "description": scrub_paths(self.description),
+            "families": list(self.families),
+            "options": self.options,
+            "summary": info,
+            "layers": layers,
+        })
+
+    def plot_layer(self, name: str) -> Figure:
+        """Histogram (log density, fitted pdfs overlaid) and QQ plot of one layer."""
+        from weightstats.report.figures import layer_figure
+
+        return layer_figure(self, self.layer(name))
+
+    def save(
+        self,
+        directory: str | os.PathLike[str],
+        formats: tuple[str, ...] | list[str] = ALL_FORMATS,
+        *,
+        plots: bool = True,
+    ) -> Path:
+        """Write the report atomically into ``directory`` and return its path.
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            Target directory; replaced only once the new report is complete.
+        formats : sequence of str
+            Any of "csv", "md", "json", "html", "png".
+        plots : bool
+            False skips all figures (PNG files and the HTML page's images).
+        """
+        from weightstats.report.tables import write_report
+
+        return write_report(self, directory, formats, plots=plots)
+
+
+def _num(value: Any) -> float:
+    """A float, NaN for None/missing."""
+    if value is None:
+        return float("nan")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -1,0 +1,313 @@
+"""Local weight files: safetensors (lazy), PyTorch pickles, TorchScript, NumPy, HF-style folders.
+
+ONNX lives in :mod:`weightstats.sources.onnx_source`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from weightstats.errors import LoadError, SpecError
+from weightstats.layers import infer_kinds
+from weightstats.sources.base import (
+    ModelSource,
+    WeightTensor,
+    group_of,
+    one_line,
+    tensor_to_numpy,
+    tensors_from_module,
+    tensors_from_state_dict,
+)
+from weightstats.sources.layout import choose_weight_file, subfolders_with_weights
+
+TORCH_EXTS = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar", ".jit", ".ptl", ".torchscript")
+
+_ST_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32",
+    "I16": "int16", "I8": "int8", "U64": "uint64", "U32": "uint32", "U16": "uint16",
+    "U8": "uint8", "BOOL": "bool", "C64": "complex64",
+}  # fmt: skip
+
+# Keys under which checkpoints nest the weights, most specific first (Lightning, pythae, ...).
+_NESTED_KEYS = (
+    "state_dict", "model_state_dict", "model", "module", "net", "network", "params",
+    "weights", "ema", "model_ema", "state_dict_ema",
+)  # fmt: skip
+_SKIP_KEYS = {"optimizer", "optimizer_states", "optimizer_state_dict", "lr_schedulers", "scheduler"}
+# Wrapper prefixes (DataParallel, Lightning, torch.compile) stripped when every key has one.
+_WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
+
+
+# ----------------------------------------------------------------------------- safetensors
+def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """Read the JSON header of a .safetensors file (no tensor data is read).
+
+    Raises
+    ------
+    LoadError
+        The header is missing, malformed, or points past the end of the file.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        raw = fh.read(8)
+        n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+        if n <= 0 or n > size - 8:
+            raise LoadError(f"{path} is not a valid safetensors file (bad header length): "
+                            "download or save it again")
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError as err:
+            raise LoadError(f"{path} has a corrupt safetensors header ({one_line(err)}): "
+                            "download or save it again") from None
+    header.pop("__metadata__", None)
+    data_len = size - 8 - n
+    if any(int(v["data_offsets"][1]) > data_len for v in header.values()):
+        raise LoadError(f"{path} is truncated (tensor data ends past the end of the file): "
+                        "download or save it again")
+    return header
+
+
+def safetensors_tensors(path: Path) -> Iterator[WeightTensor]:
+    """Yield a file's tensors in storage order; each opens the file lazily on ``load()``."""
+    from safetensors import safe_open
+
+    header = safetensors_header(path)
+    items = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
+    shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in items}
+    kinds = infer_kinds(shapes)
+    for key, info in items:
+
+        def load(key: str = key) -> np.ndarray:
+            # One tensor at a time: safe_open memory-maps and copies just this tensor.
+            with safe_open(str(path), framework="pt") as f:
+                return tensor_to_numpy(f.get_tensor(key))
+
+        yield WeightTensor(key, kinds[key], shapes[key],
+                           _ST_DTYPES.get(info["dtype"], info["dtype"].lower()),
+                           group_of(key), load)
+
+
+def index_shards(index_path: Path) -> list[Path]:
+    """Shard files listed by a ``*.index.json`` (order of first appearance)."""
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise LoadError(f"{index_path} is not a valid shard index ({one_line(err)}): "
+                        "download it again") from None
+    return [index_path.parent / f for f in dict.fromkeys(weight_map.values())]
+
+
+# ----------------------------------------------------------------------------- torch pickles
+def _is_array(v: Any) -> bool:
+    return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, type)
+
+
+def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if str(k) in _SKIP_KEYS:
+            continue
+        if _is_array(v):
+            out[prefix + str(k)] = v
+        elif isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def find_weights(obj: Any) -> Any:
+    """Find the module or the dict of tensors inside a loaded checkpoint, or None."""
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return obj
+    if not isinstance(obj, Mapping):
+        return None
+    if obj and all(_is_array(v) for v in obj.values()):
+        return dict(obj)
+    for key in _NESTED_KEYS:
+        v = obj.get(key)
+        if isinstance(v, torch.nn.Module) or (isinstance(v, Mapping) and _flatten(v)):
+            return find_weights(v)
+    return _flatten(obj) or None
+
+
+def strip_wrapper_prefix(state: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``module.``/``model.``/``_orig_mod.`` when every key carries it (display only)."""
+    for p in _WRAPPER_PREFIXES:
+        if state and all(k.startswith(p) for k in state):
+            state = {k[len(p):]: v for k, v in state.items()}
+    return state
+
+
+def is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zips with a ``code/`` folder and ``constants.pkl``."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def torch_load(path: Path, allow_pickle: bool) -> Any:
+    """``torch.load`` with ``weights_only`` unless allowed, memory-mapped where possible.
+
+    Raises
+    ------
+    LoadError
+        The pickle needs arbitrary Python objects (refused without ``allow_pickle``), or the
+        file is corrupt.
+    """
+    import torch
+
+    kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": not allow_pickle}
+    try:
+        with warnings.catch_warnings():
+            # Old pickle protocols trigger a harmless UserWarning in the weights-only unpickler.
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            try:
+                return torch.load(path, mmap=True, **kwargs)
+            except RuntimeError as err:
+                # Legacy (non-zip) files cannot be memory-mapped; load them normally.
+                if "mmap" not in str(err):
+                    raise
+                return torch.load(path, **kwargs)
+    except pickle.UnpicklingError as err:
+        if not allow_pickle and "weights only" in str(err).lower():
+            raise LoadError(
+                f"{path} holds arbitrary Python objects, which could run code when loaded: "
+                "pass --allow-pickle (library: allow_pickle=True) only if you trust the file"
+            ) from None
+        raise LoadError(f"{path} is not a readable PyTorch file ({one_line(err)}): "
+                        "download or save it again") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise LoadError(f"{path} is not a readable PyTorch file ({one_line(err)}): "
+                        "download or save it again") from None
+
+
+def torch_file_tensors(path: Path, allow_pickle: bool) -> Iterator[WeightTensor]:
+    """Tensors of a .pt/.pth/.bin/.ckpt file or a TorchScript archive."""
+    import torch
+
+    if is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # TorchScript is deprecated; reading it is still fine
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as err:
+            raise LoadError(f"{path} is a corrupt TorchScript archive ({one_line(err)}): "
+                            "export it again") from None
+        yield from tensors_from_module(module)
+        return
+    found = find_weights(torch_load(path, allow_pickle))
+    if found is None:
+        raise LoadError(f"{path} holds no tensors (not a state dict or module): "
+                        "save model.state_dict() with torch.save")
+    if isinstance(found, torch.nn.Module):
+        yield from tensors_from_module(found)
+    else:
+        yield from tensors_from_state_dict(strip_wrapper_prefix(found))
+
+
+# ----------------------------------------------------------------------------- numpy
+def npz_tensors(path: Path) -> Iterator[WeightTensor]:
+    """Arrays of a .npz, shapes from each member's .npy header; data loads on demand."""
+    meta: dict[str, tuple[tuple[int, ...], str]] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as fp:
+                    version = np.lib.format.read_magic(fp)
+                    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                              else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = reader(fp)
+                meta[info.filename[:-4]] = (tuple(shape), str(dtype))
+    except (zipfile.BadZipFile, ValueError, OSError) as err:
+        raise LoadError(f"{path} is not a readable .npz file ({one_line(err)}): "
+                        "save it again with numpy.savez") from None
+    kinds = infer_kinds({k: s for k, (s, _) in meta.items()})
+    for key, (shape, dtype) in meta.items():
+
+        def load(key: str = key) -> np.ndarray:
+            with np.load(path, allow_pickle=False) as z:
+                arr = z[key]
+            return arr
+
+        yield WeightTensor(key, kinds[key], shape, dtype, group_of(key), load)
+
+
+def npy_tensors(path: Path) -> Iterator[WeightTensor]:
+    """A single .npy array, memory-mapped; named after the file."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise LoadError(f"{path} is not a readable .npy file ({one_line(err)}): "
+                        "save it again with numpy.save") from None
+    yield from tensors_from_state_dict({path.stem: arr})
+
+
+# ----------------------------------------------------------------------------- dispatch
+def path_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
+    """Tensors of any supported file (by extension, then by content)."""
+    name = path.name.lower()
+    if name.endswith(".index.json"):
+        for shard in index_shards(path):
+            if not shard.exists():
+                raise LoadError(f"shard {shard} listed in {path.name} is missing: "
+                                "download all shards into the same folder")
+            yield from path_tensors(shard, allow_pickle)
+    elif name.endswith(".safetensors"):
+        yield from safetensors_tensors(path)
+    elif name.endswith(".onnx"):
+        from weightstats.sources.onnx_source import onnx_tensors
+
+        yield from onnx_tensors(path)
+    elif name.endswith(".npz"):
+        yield from npz_tensors(path)
+    elif name.endswith(".npy"):
+        yield from npy_tensors(path)
+    else:
+        # .pt/.pth/.bin/.ckpt and unknown extensions: torch.load refuses what it cannot read.
+        yield from torch_file_tensors(path, allow_pickle)
+
+
+def local_folder_choice(folder: Path) -> Path:
+    """The weights file of an HF-style folder (see :mod:`~weightstats.sources.layout`)."""
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
+    chosen = choose_weight_file(files, where=str(folder))
+    if chosen is None:
+        subs = subfolders_with_weights(files)
+        hint = (f"pick a subfolder such as {folder / subs[0]}" if subs
+                else "pass a weights file (.safetensors, .pt, .bin, .onnx, .npz)")
+        raise SpecError(f"{folder} is a directory without a weights file: {hint}")
+    return folder / chosen
+
+
+class FileSource(ModelSource):
+    """A local weights file or HF-style folder."""
+
+    kind_of_source = "file"
+
+    def __init__(self, path: str | os.PathLike[str], *, allow_pickle: bool = False,
+                 spec: str | None = None) -> None:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise SpecError(f"no such file: {p}: check the path (or use a model name, see "
+                            "`weightstats list`)")
+        self.path = local_folder_choice(p) if p.is_dir() else p
+        stem = p.name if p.is_dir() else Path(p.name.removesuffix(".index.json")).stem
+        super().__init__(stem, spec or str(path), f"local file {self.path}")
+        self.allow_pickle = allow_pickle
+
+    def _tensors(self) -> Iterator[WeightTensor]:
+        yield from path_tensors(self.path, self.allow_pickle)
