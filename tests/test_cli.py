@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -145,32 +145,41 @@ def test_compare_one_spec_uses_groups(model_file: Path, tmp_path: Path) -> None:
     assert "tiny:features" in result.output and "tiny:head" in result.output
 
 
-SCRIPT = textwrap.dedent("""
-    import os, signal, sys
+def test_sigterm_is_handled_like_ctrl_c(model_file: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The entry point installs a SIGTERM handler: exit 130, no report, no temp dir.
+
+    Runs ``main`` in this process (a subprocess would spend seconds importing torch) and puts
+    the previous SIGTERM handler back afterwards.
+    """
     import weightstats.fitting as fitting
+    from weightstats.cli import main
+
     real = fitting.fit_tensor
-    calls = []
-    def fit_tensor(*args, **kwargs):
+    calls: list[int] = []
+
+    def fit_tensor(*args: object, **kwargs: object) -> object:
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kwargs)
-    fitting.fit_tensor = fit_tensor
-    from weightstats.cli import main
-    main(sys.argv[1:])
-""")
 
+    def not_installed(signum: int, frame: object) -> None:
+        # Reached only if main() did not install its handler: fail the test, don't kill pytest.
+        raise RuntimeError("main() installed no SIGTERM handler")
 
-def test_sigterm_is_handled_like_ctrl_c(model_file: Path, tmp_path: Path) -> None:
-    """The real entry point installs a SIGTERM handler: exit 130, no report, no temp dir."""
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), "fit", str(model_file), "--out",
-                           str(tmp_path / "rep"), *FAST], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 130, proc.stderr
-    assert "interrupted; no report written" in proc.stderr and "Traceback" not in proc.stderr
-    assert os.listdir(tmp_path) == ["run.py"]
+    monkeypatch.setattr(fitting, "fit_tensor", fit_tensor)
+    previous = signal.signal(signal.SIGTERM, not_installed)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", str(model_file), "--out", str(tmp_path / "rep"), *FAST])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert "interrupted; no report written" in err and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
 
 
 def _raise_on_second_layer(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> None:

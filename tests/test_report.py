@@ -195,3 +195,23 @@ def test_fit_model_selects_by_pattern_and_families() -> None:
 def test_jobs_give_identical_numbers(report: ModelReport) -> None:
     parallel = fit_model(make_state(), jobs=2, **FAST)
     pd.testing.assert_frame_equal(parallel.table, report.table)
+
+
+def test_unfittable_layers_are_reported_not_dropped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    state = {
+        "a.conv.weight": rng.standard_normal((8, 4, 3, 3)).astype(np.float32),
+        "a.tiny.weight": np.ones((2, 2), np.float32),
+        "b.const.weight": np.zeros((20, 20), np.float32),
+    }
+    rep = fit_model(state, **FAST)
+    wide = rep.wide().set_index("layer")
+    assert wide.loc["a.conv.weight", "status"] == "ok"
+    assert wide.loc["b.const.weight", "status"] == "constant"
+    assert wide.loc["a.tiny.weight", "status"] == "too_small"
+    assert len(rep.table) == 3 * len(FAMILIES)
+    info, sentence = rep.summary()
+    assert info["n_fitted"] == 1 and "not fitted: constant 1, too_small 1" in sentence
+    out = rep.save(tmp_path / "rep")
+    assert (out / "figures" / "hist_01.png").exists()
+    json.loads((out / "report.json").read_text())

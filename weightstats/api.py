@@ -59,10 +59,12 @@ def check_options(
     if bad or not kds:
         raise OptionError(f"unknown kind {', '.join(bad) or '(none)'}; "
                           f"valid kinds: {','.join(KNOWN_KINDS)}")
-    if int(ks_sample) < 1:
-        raise OptionError(f"--ks-sample must be a positive number of weights, got {ks_sample}")
-    if int(ks_replicates) < 1:
-        raise OptionError(f"--ks-replicates must be at least 1, got {ks_replicates}")
+    # Same floors as the fitter (10 weights; 19 replicates = smallest p-value of 0.05), checked
+    # here so a bad value fails before any weights are loaded, with the CLI flag's name.
+    if int(ks_sample) < 10:
+        raise OptionError(f"--ks-sample must be at least 10 weights, got {ks_sample}")
+    if int(ks_replicates) < 19:
+        raise OptionError(f"--ks-replicates must be at least 19, got {ks_replicates}")
     if int(min_size) < 1:
         raise OptionError(f"--min-size must be at least 1, got {min_size}")
     if int(jobs) < 1:

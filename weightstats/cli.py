@@ -219,8 +219,7 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     With a single SPEC, its groups (e.g. a VAE's encoder and decoder) are compared.
     """
     from weightstats.errors import OptionError
-    from weightstats.report.compare import compare_frame, save_compare, split_groups
-    from weightstats.report.tables import markdown_table
+    from weightstats.report.compare import compare_display, save_compare, split_groups
 
     reports = _run_fits(specs, opts)
     if len(reports) == 1:
@@ -231,14 +230,21 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     _unique_names(reports)
     names = [r.model.replace(":", "-") for r in reports]
     out = opts["out"] or Path("reports") / ("compare-" + "-vs-".join(names))
-    frame = compare_frame(reports)
-    cols = ["model", "layers", "weights", "winner (BIC)"]
-    cols += [c for c in frame.columns if c.endswith("(BIC)") and c not in cols]
-    click.echo(markdown_table(frame[cols]))
+    from rich.table import Table
+
+    shown = compare_display(reports)
+    table = Table(title="best family by BIC: layers won (share of weights)",
+                  title_justify="left")
+    for col in shown.columns:
+        table.add_column(str(col), justify="left" if col == "model" else "right")
+    for row in shown.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    console = _console()
+    console.print(table)
     for rep in reports:
-        click.echo(f"{rep.model}: {rep.summary()[1]}")
+        console.print(f"{rep.model}: {rep.summary()[1]}", highlight=False)
     path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
-    click.echo(f"report written to {path}/")
+    console.print(f"report written to {path}/", highlight=False, soft_wrap=True)
 
 
 @cli.command(name="list")

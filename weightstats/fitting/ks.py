@@ -43,7 +43,7 @@ def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) 
         small = width <= _FANOUT
         if small.any():
             # Evaluate every interior point of narrow candidate blocks.
-            pts = np.concatenate([np.arange(a + 1, b) for a, b in zip(lo_idx[small], hi_idx[small])])
+            pts = np.concatenate([np.arange(a + 1, b) for a, b in zip(lo_idx[small], hi_idx[small], strict=True)])
             if pts.size:
                 best = max(best, _block_max(cdf(x[pts]), pts, n))
         lo_idx, hi_idx, f_lo, f_hi = lo_idx[~small], hi_idx[~small], f_lo[~small], f_hi[~small]

@@ -48,6 +48,28 @@ def compare_frame(reports: Sequence[ModelReport]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
+    """Readable comparison: per family "layers won (share of weights)" by BIC, median shapes."""
+    from weightstats.report.summary import pct
+    from weightstats.report.tables import fmt
+
+    families = list(dict.fromkeys(f for r in reports for f in r.families))
+    rows = []
+    for rep in reports:
+        info, _ = rep.summary()
+        row: dict[str, Any] = {"model": rep.model, "layers": info["n_fitted"],
+                               "weights": f"{info['n_weights']:,}"}
+        for fam in families:
+            c = info["by_criterion"]["bic"].get(fam)
+            row[family_label(fam)] = f"{c['layers']} ({pct(c['weight_share'])})" if c else ""
+        med = info["medians"]
+        row["median t df"] = fmt(med.get("t_df"), 3)
+        row["median β"] = fmt(med.get("gennorm_beta"), 3)
+        row["median ex. kurt"] = fmt(med.get("excess_kurtosis"), 3)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def compare_figure(reports: Sequence[ModelReport]) -> Figure:
     """Share of layers / weights per best family (BIC) per model, and t df / beta per model."""
     from weightstats.report.figures import COLORS, new_figure
@@ -108,8 +130,8 @@ def compare_markdown(reports: Sequence[ModelReport], frame: pd.DataFrame) -> str
 
     lines = ["# weightstats comparison: " + " vs ".join(r.model for r in reports), ""]
     lines += [f"- **{r.model}**: {r.summary()[1]}" for r in reports]
-    cols = [c for c in frame.columns if c != "summary" and "AIC" not in c]
-    lines += ["", markdown_table(frame[cols]), "## Notes", ""]
+    lines += ["", "Best family by BIC: layers won (share of weights).", "",
+              markdown_table(compare_display(reports)), "## Notes", ""]
     lines += [f"- {n}" for n in NOTES]
     return "\n".join(lines) + "\n"
 
@@ -142,8 +164,8 @@ def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[st
             import base64
             import html
 
-            sections = [("Models", table_html(frame.drop(columns=["summary"]),
-                                              text_cols=("model", "winner (BIC)")))]
+            sections = [("Models (best family by BIC: layers won, share of weights)",
+                         table_html(compare_display(reports), text_cols=("model",)))]
             if png:
                 b64 = base64.b64encode(png).decode("ascii")
                 sections.append(("Figure", f'<figure><img alt="compare" '

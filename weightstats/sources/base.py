@@ -97,15 +97,16 @@ class WeightTensor:
         if self.loader is None:
             raise LoadError(f"tensor {self.name} has no data attached: resolve the model again")
         try:
-            arr = self.loader()
+            # The reshape is inside: a corrupt file can hold fewer values than its header says.
+            return np.asarray(self.loader()).reshape(self.shape)
         except WeightstatsError:
             raise
         except Exception as err:  # corrupt data must surface as one line, not a traceback
+            why = one_line(err) or type(err).__name__
             raise LoadError(
-                f"cannot read tensor {self.name} ({one_line(err)}): the file is corrupt or "
+                f"cannot read tensor {self.name} ({why}): the file is corrupt or "
                 "truncated, download or save it again"
             ) from err
-        return np.asarray(arr).reshape(self.shape)
 
 
 class ModelSource:
@@ -137,8 +138,9 @@ class ModelSource:
         except WeightstatsError:
             raise
         except Exception as err:
+            why = f"{type(err).__name__}: {one_line(err)}".rstrip(": ")
             raise LoadError(
-                f"cannot read {self.spec} ({type(err).__name__}: {one_line(err)}): check that "
+                f"cannot read {self.spec} ({why}): check that "
                 "the file is a complete, supported weights file"
             ) from err
 
@@ -154,7 +156,10 @@ def tensors_from_state_dict(
     Kinds come from ``kinds`` when given (module types), else from names and shapes.
     Non-array values (e.g. ``_extra_state``) are skipped.
     """
-    arrays = {k: v for k, v in state.items() if hasattr(v, "shape") and hasattr(v, "dtype")}
+    arrays = {str(k): v for k, v in state.items()
+              if hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, type)}
+    if kinds is not None:
+        kinds = {str(k): v for k, v in kinds.items()}
     shapes = {k: tuple(int(d) for d in v.shape) for k, v in arrays.items()}
     if kinds is None:
         kinds = infer_kinds(shapes)

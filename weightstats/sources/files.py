@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import stat
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -66,15 +67,41 @@ def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
                             "download or save it again")
         try:
             header = json.loads(fh.read(n))
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
             raise LoadError(f"{path} has a corrupt safetensors header ({one_line(err)}): "
                             "download or save it again") from None
+    if not isinstance(header, dict):
+        raise LoadError(f"{path} has a corrupt safetensors header (not a JSON object): "
+                        "download or save it again")
     header.pop("__metadata__", None)
     data_len = size - 8 - n
-    if any(int(v["data_offsets"][1]) > data_len for v in header.values()):
-        raise LoadError(f"{path} is truncated (tensor data ends past the end of the file): "
-                        "download or save it again")
+    for key, info in header.items():
+        problem = _bad_header_entry(info, data_len)
+        if problem:
+            raise LoadError(f"{path} has a corrupt safetensors header (tensor {key!r}: "
+                            f"{problem}): download or save it again")
     return header
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _bad_header_entry(info: Any, data_len: int) -> str:
+    """Why a safetensors header entry is unusable ("" when it is fine)."""
+    if not isinstance(info, dict):
+        return "entry is not an object"
+    dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(dtype, str) or not dtype:
+        return "missing dtype"
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        return "bad shape"
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets) or offsets[0] > offsets[1]):
+        return "bad data_offsets"
+    if offsets[1] > data_len:
+        return "data ends past the end of the file, it is truncated"
+    return ""
 
 
 def safetensors_tensors(path: Path) -> Iterator[WeightTensor]:
@@ -101,10 +128,13 @@ def index_shards(index_path: Path) -> list[Path]:
     """Shard files listed by a ``*.index.json`` (order of first appearance)."""
     try:
         weight_map = json.loads(index_path.read_text())["weight_map"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise LoadError(f"{index_path} is not a valid shard index ({one_line(err)}): "
+        files = list(dict.fromkeys(weight_map.values()))
+        if not all(isinstance(f, str) and f for f in files):
+            raise TypeError("weight_map values must be file names")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
+        raise LoadError(f"{index_path} is not a valid shard index ({_why(err)}): "
                         "download it again") from None
-    return [index_path.parent / f for f in dict.fromkeys(weight_map.values())]
+    return [index_path.parent / f for f in files]
 
 
 # ----------------------------------------------------------------------------- torch pickles
@@ -151,10 +181,13 @@ def strip_wrapper_prefix(state: dict[str, Any]) -> dict[str, Any]:
 
 def is_torchscript(path: Path) -> bool:
     """TorchScript archives are zips with a ``code/`` folder and ``constants.pkl``."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False  # not a usable zip: torch.load gives the error message
 
 
 def torch_load(path: Path, allow_pickle: bool) -> Any:
@@ -186,10 +219,10 @@ def torch_load(path: Path, allow_pickle: bool) -> Any:
                 f"{path} holds arbitrary Python objects, which could run code when loaded: "
                 "pass --allow-pickle (library: allow_pickle=True) only if you trust the file"
             ) from None
-        raise LoadError(f"{path} is not a readable PyTorch file ({one_line(err)}): "
+        raise LoadError(f"{path} is not a readable PyTorch file ({_why(err)}): "
                         "download or save it again") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise LoadError(f"{path} is not a readable PyTorch file ({one_line(err)}): "
+    except Exception as err:  # a corrupt pickle can raise almost anything (KeyError, EOFError...)
+        raise LoadError(f"{path} is not a readable PyTorch file ({_why(err)}): "
                         "download or save it again") from None
 
 
@@ -232,8 +265,8 @@ def npz_tensors(path: Path) -> Iterator[WeightTensor]:
                               else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = reader(fp)
                 meta[info.filename[:-4]] = (tuple(shape), str(dtype))
-    except (zipfile.BadZipFile, ValueError, OSError) as err:
-        raise LoadError(f"{path} is not a readable .npz file ({one_line(err)}): "
+    except Exception as err:  # BadZipFile, ValueError, EOFError, zlib.error, ...
+        raise LoadError(f"{path} is not a readable .npz file ({_why(err)}): "
                         "save it again with numpy.savez") from None
     kinds = infer_kinds({k: s for k, (s, _) in meta.items()})
     for key, (shape, dtype) in meta.items():
@@ -250,16 +283,51 @@ def npy_tensors(path: Path) -> Iterator[WeightTensor]:
     """A single .npy array, memory-mapped; named after the file."""
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as err:
-        raise LoadError(f"{path} is not a readable .npy file ({one_line(err)}): "
+    except Exception as err:
+        raise LoadError(f"{path} is not a readable .npy file ({_why(err)}): "
                         "save it again with numpy.save") from None
     yield from tensors_from_state_dict({path.stem: arr})
 
 
 # ----------------------------------------------------------------------------- dispatch
+def _why(err: BaseException) -> str:
+    """A short reason for an exception, never empty (``EOFError()`` has no message)."""
+    text = one_line(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def check_file(path: Path) -> None:
+    """Refuse what cannot be a weights file before any reader touches it.
+
+    Raises
+    ------
+    LoadError
+        ``path`` is not a regular file (a FIFO or device could block forever), is empty, or
+        cannot be read (permissions).
+    """
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise LoadError(f"cannot read {path} ({err.strerror or _why(err)}): check the path "
+                        "and its permissions") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LoadError(f"{path} is not a regular file: pass a weights file (.safetensors, "
+                        ".pt, .bin, .onnx, .npz)")
+    if st.st_size == 0:
+        raise LoadError(f"{path} is empty (0 bytes): the download or save did not finish, "
+                        "do it again")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as err:
+        raise LoadError(f"cannot read {path} ({err.strerror or _why(err)}): check the file's "
+                        "permissions (e.g. chmod u+r)") from None
+
+
 def path_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
     """Tensors of any supported file (by extension, then by content)."""
     name = path.name.lower()
+    check_file(path)
     if name.endswith(".index.json"):
         for shard in index_shards(path):
             if not shard.exists():

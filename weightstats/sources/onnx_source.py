@@ -90,6 +90,10 @@ def onnx_tensors(path: Path) -> Iterator[WeightTensor]:
     except Exception as err:  # protobuf DecodeError and friends
         raise LoadError(f"{path} is not a readable ONNX model ({one_line(err)}): "
                         "export it again") from None
+    if not model.HasField("graph"):
+        # Protobuf parses many non-ONNX byte strings as an empty message.
+        raise LoadError(f"{path} is not a readable ONNX model (no graph in the file): "
+                        "export it again")
     uses: dict[str, str] = {}
     found: list[tuple[str, Any]] = []
     _walk(model.graph, uses, found)

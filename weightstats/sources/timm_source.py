@@ -49,8 +49,9 @@ class TimmSource(ModelSource):
         known = name in timm_pretrained_names() or ("." not in name and timm.is_model(name))
         if not known:
             close = difflib.get_close_matches(name, timm_pretrained_names(), n=5, cutoff=0.6)
-            hint = ", ".join("timm:" + c for c in close) if close else "see `weightstats list 'timm:*'`"
-            raise SpecError(f"unknown timm model {name!r}: did you mean {hint}")
+            hint = (f"did you mean {', '.join('timm:' + c for c in close)}?" if close
+                    else "see `weightstats list 'timm:*'`")
+            raise SpecError(f"unknown timm model {name!r}: {hint}")
         self.model_name = name
         label = f"timm-{name}" + ("" if self.pretrained else "-none")
         what = "pretrained" if self.pretrained else f"untrained (timm init, seed {SEED})"

@@ -121,41 +121,50 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 
 def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                   rel_tol: float = 1e-12, max_iter: int = 100) -> np.ndarray:
-    """Root of d/dloc sum|x - loc|^beta (monotone for beta > 1) by the Illinois method."""
-    b1 = (beta - 1.0)[:, None]
+    """Root of d/dloc sum|x - loc|^beta (monotone for beta > 1) by the Illinois method.
 
-    def deriv(m):
-        r = x - m[:, None]
-        return (np.sign(r) * np.abs(r) ** b1).sum(axis=1)  # decreasing in m
+    Only rows that have not converged are evaluated, so a batch costs what its rows need.
+    """
+    b1_all = beta - 1.0
 
-    f_lo, f_hi = deriv(lo), deriv(hi)
+    def deriv(rows, m):
+        r = x[rows] - m[:, None]
+        return (np.sign(r) * np.abs(r) ** b1_all[rows, None]).sum(axis=1)  # decreasing in m
+
+    every = np.arange(x.shape[0])
+    lo, hi = lo.copy(), hi.copy()
+    f_lo, f_hi = deriv(every, lo), deriv(every, hi)
     for _ in range(60):  # widen until the root is bracketed
-        bad_lo, bad_hi = f_lo < 0, f_hi > 0
-        if not (bad_lo.any() or bad_hi.any()):
+        bad_lo, bad_hi = np.flatnonzero(f_lo < 0), np.flatnonzero(f_hi > 0)
+        if not (bad_lo.size or bad_hi.size):
             break
         w = hi - lo
-        lo = np.where(bad_lo, lo - w, lo)
-        hi = np.where(bad_hi, hi + w, hi)
-        f_lo = np.where(bad_lo, deriv(lo), f_lo)
-        f_hi = np.where(bad_hi, deriv(hi), f_hi)
+        lo[bad_lo] -= w[bad_lo]
+        hi[bad_hi] += w[bad_hi]
+        f_lo[bad_lo], f_hi[bad_hi] = deriv(bad_lo, lo[bad_lo]), deriv(bad_hi, hi[bad_hi])
     width0 = hi - lo
     side = np.zeros(lo.shape, int)
     c = 0.5 * (lo + hi)
+    rows = every
     for _ in range(max_iter):
-        denom = f_lo - f_hi
-        c = np.where(denom > 0, lo + f_lo * (hi - lo) / np.where(denom > 0, denom, 1.0),
-                     0.5 * (lo + hi))
-        c = np.clip(c, lo, hi)
-        fc = deriv(c)
-        go_right = fc > 0  # root lies above c
-        lo, f_lo = np.where(go_right, c, lo), np.where(go_right, fc, f_lo)
-        hi, f_hi = np.where(go_right, hi, c), np.where(go_right, f_hi, fc)
-        # Illinois: halve the stale end point's value when the same side moves twice.
-        f_hi = np.where(go_right & (side == 1), 0.5 * f_hi, f_hi)
-        f_lo = np.where(~go_right & (side == -1), 0.5 * f_lo, f_lo)
-        side = np.where(go_right, 1, -1)
-        if np.all((hi - lo <= rel_tol * width0) | (fc == 0)):
+        if rows.size == 0:
             break
+        fl, fh, a, b = f_lo[rows], f_hi[rows], lo[rows], hi[rows]
+        denom = fl - fh
+        cr = np.where(denom > 0, a + fl * (b - a) / np.where(denom > 0, denom, 1.0), 0.5 * (a + b))
+        cr = np.clip(cr, a, b)
+        fc = deriv(rows, cr)
+        step = np.abs(cr - c[rows])
+        c[rows] = cr
+        right = fc > 0  # root lies above c
+        lo[rows] = np.where(right, cr, a)
+        f_lo[rows] = np.where(right, fc, np.where(side[rows] == -1, 0.5 * fl, fl))
+        hi[rows] = np.where(right, b, cr)
+        # Illinois: halve the stale end point's value when the same side moves twice.
+        f_hi[rows] = np.where(right, np.where(side[rows] == 1, 0.5 * fh, fh), fc)
+        side[rows] = np.where(right, 1, -1)
+        done = (fc == 0) | (step <= rel_tol * width0[rows]) | (hi[rows] - lo[rows] <= rel_tol * width0[rows])
+        rows = rows[~done]
     return c
 
 

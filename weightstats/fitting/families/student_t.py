@@ -68,7 +68,6 @@ def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
     inv_a = 1.0 / (nu + q)
     qa = q * inv_a
     za = z * inv_a
-    s1 = inv_a.sum(axis=1)
     sq1 = qa.sum(axis=1)
     sq2 = (qa * inv_a).sum(axis=1)
     sz1 = za.sum(axis=1)

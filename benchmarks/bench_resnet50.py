@@ -1,0 +1,436 @@
+"""Benchmark weightstats on an untrained torchvision resnet50 against peers and numpy floors.
+
+    python benchmarks/bench_resnet50.py [--quick | --full] [--out benchmarks/results.md]
+
+Every tool runs in its own subprocess (``--worker NAME``), so each row gets its own peak RSS
+(``ru_maxrss``, which counts numpy/torch buffers that tracemalloc misses). Wall times cover the
+work only: interpreter start, imports and building/loading the weights are excluded.
+Slow peers are measured on a subset and extrapolated to all 25.5 M weights by a per-value rate;
+the table says so on every such row. Also writes a cProfile of weightstats on the largest tensor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+LARGEST = "layer4.0.conv2.weight"  # 512*512*3*3 = 2,359,296 values
+MID = "layer2.0.conv2.weight"  # 128*128*3*3 = 147,456 values
+PEER_FAMS = ["norm", "laplace", "t"]
+PEERS = ("numpy", "scipy", "torch", "torchvision", "weightstats", "fitter", "distfit",
+         "weightwatcher", "powerlaw")
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process. VmHWM restarts at exec; ru_maxrss would inherit the parent's."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM")) / 1024
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+_SETUP: list[float] = []
+
+
+def mark() -> float:
+    """Record the peak RSS after imports/setup; the timed work starts now."""
+    _SETUP.append(peak_rss_mb())
+    return time.perf_counter()
+
+
+class Weights:
+    """The 54 tensors saved as .npy files plus a manifest; arrays load (copy) on access."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        manifest = json.loads((self.folder / "manifest.json").read_text())
+        self.files = list(manifest)
+        self.sizes = {n: int(np.prod(shape)) for n, shape in manifest.items()}
+
+    @staticmethod
+    def save(folder: str, arrays: dict[str, np.ndarray]) -> None:
+        for i, a in enumerate(arrays.values()):
+            np.save(Path(folder) / f"{i}.npy", a)
+        manifest = {n: list(a.shape) for n, a in arrays.items()}
+        (Path(folder) / "manifest.json").write_text(json.dumps(manifest))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.load(self.folder / f"{self.files.index(name)}.npy")
+
+
+def resnet50():
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.resnet50()
+
+
+def conv_linear(model) -> dict[str, np.ndarray]:
+    return {n: p.detach().numpy().copy() for n, p in model.named_parameters() if p.dim() in (2, 4)}
+
+
+def stratified(sizes: dict[str, int], k: int, max_size: int | None = None) -> list[str]:
+    """k tensors at evenly spaced ranks of the size order (optionally below max_size)."""
+    order = sorted((s, n) for n, s in sizes.items() if max_size is None or s < max_size)
+    ranks = np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))
+    return [order[r][1] for r in ranks]
+
+
+def naive_scipy(x: np.ndarray) -> None:
+    """What a user writes by hand: scipy fit + scipy kstest for each family."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64).ravel()
+    for name in PEER_FAMS:
+        params = getattr(stats, name).fit(x)
+        stats.kstest(x, name, args=params)
+
+
+# --------------------------------------------------------------------------- workers
+# Each returns {"wall": seconds of work, "covered": text}; optional "extrap" = factor applied
+# to wall for the whole-model (or whole-tensor) estimate.
+
+def timed(fn, repeat: int = 1) -> float:
+    """Best wall time of fn() over repeat runs; setup RSS is recorded first."""
+    mark()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def ws_fit(x):
+    from weightstats import fit_tensor
+
+    fit = fit_tensor(x)  # defaults: 4 families, ks_sample=5000, ks_replicates=1000, seed=0
+    return fit.to_frame(), fit.comparisons()
+
+
+def w_ws_tensors(z, mode):
+    ws_fit(np.arange(50.0))  # import lazily-loaded modules and null tables outside the timing
+    wall = timed(lambda: [ws_fit(z[n]) for n in z.files])
+    return {"wall": wall, "covered": f"{len(z.files)}/54 (all)"}
+
+
+def w_ws_model(z, mode):
+    import weightstats
+
+    model, rep = resnet50(), []
+    ws_fit(np.arange(50.0))
+    wall = timed(lambda: rep.append(weightstats.fit_model(model)))
+    return {"wall": wall, "covered": f"{len(rep[0].layers)}/54 (conv+linear, jobs=1)"}
+
+
+def w_ws_largest(z, mode):
+    ws_fit(np.arange(50.0))
+    x = z[LARGEST]
+    return {"wall": timed(lambda: ws_fit(x)), "covered": f"{LARGEST} ({x.size:,} values)"}
+
+
+def w_naive(z, mode):
+    sizes, total = z.sizes, sum(z.sizes.values())
+    if mode == "full":
+        names, how = list(z.files), "all"
+    elif mode == "quick":
+        names, how = stratified(sizes, 5, max_size=1_000_000), "stratified subset (tensors <1M)"
+    else:
+        names, how = stratified(sizes, 6), "stratified subset by size rank"
+    naive_scipy(np.arange(100.0))  # warm scipy imports
+    wall = timed(lambda: [naive_scipy(z[n]) for n in names])
+    measured = sum(sizes[n] for n in names)
+    covered = f"{len(names)}/54 {how}: {measured / 1e6:.2f} M values"
+    if len(names) < len(z.files):
+        covered += f" [{', '.join(f'{sizes[n] // 1024}k' for n in names)}]"
+    return {"wall": wall, "covered": covered, "extrap": total / measured}
+
+
+def w_fitter(z, mode):
+    from fitter import Fitter
+
+    x = z[MID].astype(np.float64).ravel()
+
+    def run():  # serial like every other row (fitter's default uses all CPUs)
+        f = Fitter(x, distributions=PEER_FAMS, timeout=3600)
+        f.fit(max_workers=1)
+        f.summary(plot=False)
+
+    return {"wall": timed(run), "covered": f"1/54 {MID} ({x.size:,} values)",
+            "extrap": sum(z.sizes.values()) / x.size}
+
+
+def w_distfit(z, mode):
+    from distfit import distfit
+
+    x = z[MID].astype(np.float64).ravel()
+    wall = timed(lambda: distfit(distr=PEER_FAMS, verbose=0).fit_transform(x, verbose=0))
+    return {"wall": wall, "covered": f"1/54 {MID} ({x.size:,} values)",
+            "extrap": sum(z.sizes.values()) / x.size}
+
+
+def w_weightwatcher(z, mode):
+    import logging
+
+    import weightwatcher as ww
+
+    model, out = resnet50(), []
+    wall = timed(lambda: out.append(ww.WeightWatcher(model=model,
+                                                     log_level=logging.WARNING).analyze()))
+    return {"wall": wall, "covered": f"{len(out[0])}/54 layers (ESD of each weight matrix)"}
+
+
+def w_scipy_t_largest(z, mode):
+    from scipy import stats
+
+    x = z[LARGEST].astype(np.float64).ravel()
+    stats.t.fit(np.arange(100.0))
+    if mode != "quick":
+        return {"wall": timed(lambda: stats.t.fit(x)), "covered": f"{LARGEST} ({x.size:,} values)"}
+    sub = np.random.default_rng(0).choice(x, x.size // 10, replace=False)
+    return {"wall": timed(lambda: stats.t.fit(sub)), "extrap": x.size / sub.size,
+            "covered": f"{LARGEST}: random {sub.size:,}-value subsample"}
+
+
+def _all32(z) -> np.ndarray:
+    return np.concatenate([z[n].ravel() for n in z.files]).astype(np.float32, copy=False)
+
+
+def w_floor_sort(z, mode):
+    x = _all32(z)
+    return {"wall": timed(lambda: np.sort(x), 3), "covered": f"all 54 ({x.size:,} float32), best of 3"}
+
+
+def w_floor_moments(z, mode):
+    x = _all32(z)
+
+    def moments():
+        x.mean(), x.std()
+        med = np.median(x)
+        np.median(np.abs(x - med))
+
+    return {"wall": timed(moments, 3), "covered": f"all 54 ({x.size:,} float32), best of 3"}
+
+
+def w_floor_stdtr(z, mode):
+    from scipy import special
+
+    x = z[LARGEST].astype(np.float64).ravel() / 0.01
+    return {"wall": timed(lambda: special.stdtr(5.0, x), 3),
+            "covered": f"{LARGEST} ({x.size:,} float64), best of 3"}
+
+
+def w_floor_log1p(z, mode):
+    x = z[LARGEST].astype(np.float64).ravel() ** 2
+    return {"wall": timed(lambda: np.log1p(x), 3),
+            "covered": f"{LARGEST} ({x.size:,} float64), best of 3"}
+
+
+def w_profile(z, mode, out: Path):
+    import cProfile
+    import io
+    import pstats
+
+    ws_fit(np.arange(50.0))
+    x = z[LARGEST]
+    prof = cProfile.Profile()
+    t0 = mark()
+    prof.runcall(ws_fit, x)
+    wall = time.perf_counter() - t0
+    buf = io.StringIO()
+    buf.write(f"# cProfile: weightstats.fit_tensor({LARGEST}, {x.size:,} values), default options\n"
+              f"# wall under profiler {wall:.2f} s, load average {os.getloadavg()[0]:.2f}\n\n")
+    for key in ("cumulative", "tottime"):
+        buf.write(f"## top 20 by {key}\n")
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(20)
+    out.write_text(buf.getvalue())
+    return {"wall": wall, "covered": LARGEST}
+
+
+# name: (function, scope, what it computes)
+ROWS = {
+    "ws_tensors": (w_ws_tensors, "model", "weightstats fit_tensor loop",
+                   "4 families (normal, laplace, t, gennorm) MLE, LL/AIC/BIC, KS D on all values, "
+                   "valid KS p (bootstrap null tables), Vuong"),
+    "ws_model": (w_ws_model, "model", "weightstats fit_model(nn.Module)",
+                 "same as above + layer selection, report object"),
+    "naive": (w_naive, "model", "naive scipy",
+              "norm/laplace/t .fit + scipy.stats.kstest each (KS p-values invalid: fitted params)"),
+    "fitter": (w_fitter, "model", "fitter",
+               "Fitter(norm, laplace, t): scipy fit, histogram SSE, AIC/BIC, KS"),
+    "distfit": (w_distfit, "model", "distfit", "distfit(norm, laplace, t): scipy fit, histogram RSS"),
+    "weightwatcher": (w_weightwatcher, "model", "WeightWatcher analyze()",
+                      "SVD/ESD of each layer, power-law alpha (different question)"),
+    "floor_sort": (w_floor_sort, "model", "floor: np.sort", "sort all weights"),
+    "floor_moments": (w_floor_moments, "model", "floor: mean/std/median/MAD", "4 statistics"),
+    "ws_largest": (w_ws_largest, "largest", "weightstats fit_tensor (largest)",
+                   "everything as row 1, one tensor"),
+    "scipy_t_largest": (w_scipy_t_largest, "largest", "scipy t.fit (largest)",
+                        "Student-t MLE only"),
+    "floor_stdtr": (w_floor_stdtr, "largest", "floor: scipy.special.stdtr", "one t-CDF pass"),
+    "floor_log1p": (w_floor_log1p, "largest", "floor: np.log1p", "one log1p pass"),
+}
+
+
+def worker(name: str, weights: str, mode: str, result: str, profile: str) -> None:
+    z = Weights(weights)
+    out = w_profile(z, mode, Path(profile)) if name == "profile" else ROWS[name][0](z, mode)
+    out.update(peak_rss=peak_rss_mb(), setup_rss=_SETUP[0] if _SETUP else 0.0)
+    Path(result).write_text(json.dumps(out))
+
+
+# --------------------------------------------------------------------------- driver
+
+def run_worker(name: str, args, weights: str, tmp: str) -> dict:
+    result = os.path.join(tmp, f"{name}.json")
+    cmd = [sys.executable, __file__, "--worker", name, "--weights", weights, "--mode", args.mode,
+           "--result", result, "--profile", str(args.profile)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {args.timeout} s"}
+    if proc.returncode != 0 or not os.path.exists(result):
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"failed (rc {proc.returncode}): {last[:160]}"}
+    out = json.loads(Path(result).read_text())
+    print(f"  {name:16s} {out['wall']:8.2f} s  (process {time.perf_counter() - t0:.1f} s, "
+          f"load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+    return out
+
+
+def versions() -> str:
+    parts = []
+    for pkg in PEERS:
+        try:
+            parts.append(f"{pkg} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{pkg} (not installed)")
+    return ", ".join(parts)
+
+
+def fmt_s(s: float) -> str:
+    return f"{s:.3f}" if s < 1 else f"{s:.2f}" if s < 100 else f"{s:.0f}"
+
+
+def table(res: dict, skipped: dict) -> list[str]:
+    base = {"model": res.get("ws_tensors", {}).get("wall"),
+            "largest": res.get("ws_largest", {}).get("wall")}
+    lines = ["| tool | computes | tensors covered | wall s | peak RSS MB (Δ over setup) | "
+             "× weightstats |", "|---|---|---|---|---|---|"]
+    for key, (_, scope, label, what) in ROWS.items():
+        r = res.get(key, {"error": skipped.get(key, "not run")})
+        if "error" in r:
+            lines.append(f"| {label} | {what} | — | {r['error']} | — | — |")
+            continue
+        est = r["wall"] * r.get("extrap", 1.0)
+        wall = fmt_s(est)
+        if "extrap" in r:
+            target = "all 54 tensors" if scope == "model" else "whole tensor"
+            wall = (f"≈{wall} **extrapolated** to {target} (×{r['extrap']:.1f} by per-value rate; "
+                    f"measured {fmt_s(r['wall'])})")
+        ratio = f"{est / base[scope]:.3g}×" if base[scope] else "—"
+        rss = f"{r['peak_rss']:.0f} ({r['peak_rss'] - r['setup_rss']:+.0f})"
+        lines.append(f"| {label} | {what} | {r['covered']} | {wall} | {rss} | {ratio} |")
+    return lines
+
+
+def summary(res: dict) -> list[str]:
+    def est(k):
+        r = res.get(k, {})
+        return r["wall"] * r.get("extrap", 1.0) if "wall" in r else None
+
+    out = []
+    pairs = [("naive scipy / weightstats (all 54)", "naive", "ws_tensors"),
+             ("fitter / weightstats (all 54, extrapolated)", "fitter", "ws_tensors"),
+             ("distfit / weightstats (all 54, extrapolated)", "distfit", "ws_tensors"),
+             ("scipy t.fit alone / weightstats everything (largest tensor)", "scipy_t_largest",
+              "ws_largest"),
+             ("weightstats (all 54) / np.sort floor", "ws_tensors", "floor_sort"),
+             ("weightstats (all 54) / mean+std+median+MAD floor", "ws_tensors", "floor_moments"),
+             ("weightstats (largest) / one stdtr pass", "ws_largest", "floor_stdtr"),
+             ("weightstats (largest) / one log1p pass", "ws_largest", "floor_log1p")]
+    for text, a, b in pairs:
+        if est(a) and est(b):
+            out.append(f"- {text}: **{est(a) / est(b):.1f}×**")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true",
+                   help="small naive-scipy subset, t.fit on a 10%% subsample, no WeightWatcher")
+    g.add_argument("--full", action="store_true", help="naive scipy on all 54 tensors (~10 min)")
+    ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    ap.add_argument("--profile", type=Path, default=HERE / "profile_largest.txt")
+    ap.add_argument("--timeout", type=int, default=3600, help="per-tool limit, seconds")
+    ap.add_argument("--only", help="comma-separated row keys (debugging)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--weights", help=argparse.SUPPRESS)
+    ap.add_argument("--mode", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.weights, args.mode, args.result, args.profile)
+        return
+    args.mode = "quick" if args.quick else "full" if args.full else "default"
+    load0 = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M")
+    keys = args.only.split(",") if args.only else [*ROWS, "profile"]
+    skipped = {}
+    if args.mode == "quick" and "weightwatcher" in keys:
+        keys.remove("weightwatcher")
+        skipped["weightwatcher"] = "skipped in --quick (≈110 s)"
+    res: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "weights")
+        os.mkdir(weights)
+        arrays = conv_linear(resnet50())
+        Weights.save(weights, arrays)
+        n_values = sum(a.size for a in arrays.values())
+        print(f"resnet50 (untrained, seed 0): {len(arrays)} conv/linear tensors, {n_values:,} "
+              f"values; mode {args.mode}", file=sys.stderr)
+        del arrays
+        for key in keys:
+            res[key] = run_worker(key, args, weights, tmp)
+    prof = res.pop("profile", None)
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        f"## weightstats vs peers on resnet50 ({args.mode} mode, {started})", "",
+        f"Untrained `torchvision.models.resnet50()` after `torch.manual_seed(0)`: 54 conv/linear "
+        f"weight tensors, {n_values:,} values, largest `{LARGEST}` (2,359,296).",
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; "
+        f"load average at start {load0[0]:.2f} / at end {os.getloadavg()[0]:.2f} "
+        "(other jobs share the CPUs: timings are noisy).", "",
+        f"Versions: {versions()}.", "",
+        "Each row is its own subprocess; wall = the work only (no imports/startup); peak RSS = "
+        "`VmHWM` of that subprocess, Δ = growth after imports. Ratio rows compare like "
+        "scopes (whole model vs `weightstats` fit_tensor loop; largest tensor vs weightstats "
+        "on it). Peers are serial (fitter forced to `max_workers=1`).", "",
+        *table(res, skipped), "", *summary(res), "",
+    ]
+    if prof and "wall" in prof:
+        lines.append(f"cProfile of weightstats on the largest tensor: `{args.profile.name}` "
+                     f"({prof['wall']:.2f} s under the profiler).")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
