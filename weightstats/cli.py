@@ -165,7 +165,7 @@ def print_layer_table(report: Any) -> None:
     from rich.table import Table
 
     from weightstats.report.model_report import family_label
-    from weightstats.report.tables import fmt
+    from weightstats.report.tables import fmt, fmt_df
 
     table = Table(title=f"{report.model}: per-layer fits", title_justify="left")
     for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "t df", "gennorm β"):
@@ -178,7 +178,7 @@ def print_layer_table(report: Any) -> None:
                  family_label(row["best_aic"]) if row["best_aic"] else row["status"],
                  fmt(row["delta_aic"], 3),
                  family_label(row["best_bic"]) if row["best_bic"] else "",
-                 fmt(row["t_df"], 3), fmt(row["gennorm_beta"], 3)]
+                 fmt_df(row["t_df"]), fmt(row["gennorm_beta"], 3)]
         cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
         cells.append(fmt(row["excess_kurtosis"], 3))
         table.add_row(*[str(c) for c in cells])

@@ -127,17 +127,26 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     if xs[0] == xs[-1]:
         return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
 
+    # Fit standardized values. Every family is location-scale, so fits map back exactly; results
+    # are equivariant under x -> a*x + b and extreme magnitudes (1e-300, 1e200) cannot overflow.
+    top = max(abs(xs[0]), abs(xs[-1]))
+    y = xs / top
+    center, spread = float(y.mean()), float(y.std())
+    z = (y - center) / spread
+    shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)
+
     m = subsample_size(n, int(ks_sample))
     rng = np.random.default_rng(int(seed))
-    sub = xs if m == n else xs[np.sort(rng.choice(n, m, replace=False))]
+    sub = z if m == n else z[np.sort(rng.choice(n, m, replace=False))]
     rows, pointwise = [], {}
     for name in names:
         fam = get_family(name)
-        fit = fam.fit(xs)
-        loc, scale, shape = float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0])
-        k, ll = fam.n_params, float(fit.loglik[0])
-        pointwise[name] = fam.logpdf(xs, loc, scale, shape)
-        d = ks_statistic_sorted(xs, lambda v, f=fam, p=(loc, scale, shape): f.cdf(v, *p))
+        fit = fam.fit(z)
+        zp = (float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0]))
+        loc, scale, shape = shift + unit * zp[0], unit * zp[1], zp[2]
+        k, ll = fam.n_params, float(fit.loglik[0]) - n * log_unit
+        pointwise[name] = fam.logpdf(z, *zp)  # up to the constant -log_unit, same for all
+        d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p))
         sfit = fam.fit(sub)
         sp = (float(sfit.loc[0]), float(sfit.scale[0]), float(sfit.shape[0]))
         d_sub = ks_statistic_sorted(sub, lambda v, f=fam, p=sp: f.cdf(v, *p))
@@ -162,5 +171,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     totals = {r["family"]: r["loglik"] for r in rows}
     comparisons = [compare_pair(a, b, pointwise[a], pointwise[b], totals[a], totals[b])
                    for a, b in itertools.combinations(names, 2)]
-    return TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=describe(xs),
+    described = describe(y)
+    described.update(mean=top * described["mean"], std=top * described["std"],
+                     min=float(xs[0]), max=float(xs[-1]))
+    return TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
                             histogram=histogram_sorted(xs, int(bins)), **base)

@@ -200,7 +200,17 @@ def shape_figure(report: ModelReport) -> Figure:
     fig = new_figure(10, 6)
     ax_t, ax_b = fig.subplots(2, 1, sharex=True)
     if len(wide) and "t" in report.families:
-        ax_t.plot(wide["depth"], wide["t_df"], "^-", ms=3.5, lw=0.8, color=_color("t"))
+        # df beyond ~1e3 is indistinguishable from the Gaussian limit (fits run to the 1e10 cap):
+        # draw those at the top of the axis as open markers instead of squashing the rest.
+        top = 1e3
+        df = wide["t_df"].to_numpy(dtype=float)
+        ax_t.plot(wide["depth"], np.minimum(df, top), "-", lw=0.8, color=_color("t"))
+        inside = df < top
+        ax_t.plot(wide["depth"][inside], df[inside], "^", ms=3.5, color=_color("t"))
+        if (~inside).any():
+            ax_t.plot(wide["depth"][~inside], np.full((~inside).sum(), top), "^", ms=5,
+                      mfc="none", color=_color("t"), label="df ≥ 1000 (Gaussian limit)")
+            ax_t.legend(fontsize=8)
         ax_t.set_yscale("log")
     ax_t.set_ylabel("Student-t df (log)")
     ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)

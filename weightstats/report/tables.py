@@ -31,6 +31,15 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return out
 
 
+def fmt_df(value: Any, digits: int = 3) -> str:
+    """Student-t df for display: a fit that ran to the cap is the Gaussian limit, shown as ∞."""
+    from weightstats.fitting.families.student_t import DF_MAX
+
+    if isinstance(value, float) and value >= DF_MAX * (1 - 1e-9):
+        return "∞"
+    return fmt(value, digits)
+
+
 def fmt(value: Any, digits: int = 4) -> str:
     """Compact, deterministic text for a table cell."""
     if value is None:
@@ -77,6 +86,8 @@ def display_wide(report: ModelReport) -> pd.DataFrame:
     out = wide[cols].copy() if len(wide) else pd.DataFrame(columns=cols)
     for col in ("best_aic", "best_bic"):
         out[col] = [family_label(v) if isinstance(v, str) else "" for v in out[col]]
+    if len(wide):
+        out["t_df"] = [fmt_df(v) for v in out["t_df"]]
     if len(wide) and "gennorm" in report.families:
         # The interval says whether beta is distinguishable from 2 (Gaussian) or 1 (Laplace).
         ci = [f"[{fmt(lo, 3)}, {fmt(hi, 3)}]" if lo == lo and hi == hi else ""

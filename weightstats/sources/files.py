@@ -6,6 +6,7 @@ ONNX lives in :mod:`weightstats.sources.onnx_source`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import stat
@@ -264,7 +265,17 @@ def npz_tensors(path: Path) -> Iterator[WeightTensor]:
                     reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                               else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = reader(fp)
-                meta[info.filename[:-4]] = (tuple(shape), str(dtype))
+                    header_len = fp.tell()
+                key = info.filename[:-4]
+                if dtype.hasobject:
+                    raise LoadError(f"{path} member {key} holds Python objects, not numbers: "
+                                    "save plain arrays with numpy.savez")
+                if info.file_size < header_len + math.prod(shape) * dtype.itemsize:
+                    raise LoadError(f"{path} member {key} is truncated (shorter than its "
+                                    "header says): save it again with numpy.savez")
+                meta[key] = (tuple(shape), str(dtype))
+    except LoadError:
+        raise
     except Exception as err:  # BadZipFile, ValueError, EOFError, zlib.error, ...
         raise LoadError(f"{path} is not a readable .npz file ({_why(err)}): "
                         "save it again with numpy.savez") from None
