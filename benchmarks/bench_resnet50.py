@@ -124,8 +124,11 @@ def ws_fit(x):
 
 def w_ws_tensors(z, mode):
     ws_fit(np.arange(50.0))  # import lazily-loaded modules and null tables outside the timing
-    wall = timed(lambda: [ws_fit(z[n]) for n in z.files])
-    return {"wall": wall, "covered": f"{len(z.files)}/54 (all)"}
+    per = {}
+    wall = timed(lambda: per.update({n: timed(lambda n=n: ws_fit(z[n])) for n in z.files}))
+    slope, fixed = np.polyfit([z.sizes[n] for n in per], list(per.values()), 1)
+    return {"wall": wall, "covered": f"{len(z.files)}/54 (all)",
+            "cost_model": f"{fixed:.3f} s per tensor + {slope * 1e6:.2f} µs per value"}
 
 
 def w_ws_model(z, mode):
@@ -144,7 +147,7 @@ def w_ws_largest(z, mode):
 
 
 def w_naive(z, mode):
-    sizes, total = z.sizes, sum(z.sizes.values())
+    sizes = z.sizes
     if mode == "full":
         names, how = list(z.files), "all"
     elif mode == "quick":
@@ -152,12 +155,17 @@ def w_naive(z, mode):
     else:
         names, how = stratified(sizes, 6), "stratified subset by size rank"
     naive_scipy(np.arange(100.0))  # warm scipy imports
-    wall = timed(lambda: [naive_scipy(z[n]) for n in names])
-    measured = sum(sizes[n] for n in names)
-    covered = f"{len(names)}/54 {how}: {measured / 1e6:.2f} M values"
+    rate = {}  # seconds per value, per measured tensor
+    wall = timed(lambda: rate.update({n: timed(lambda n=n: naive_scipy(z[n])) / sizes[n]
+                                      for n in names}))
+    # each unmeasured tensor gets the per-value rate of the measured tensor nearest in size
+    near = {n: min(names, key=lambda m, n=n: abs(np.log(sizes[m] / sizes[n]))) for n in sizes}
+    estimate = sum(sizes[n] * rate[near[n]] for n in sizes)
+    covered = f"{len(names)}/54 {how}: {sum(sizes[n] for n in names) / 1e6:.2f} M values"
     if len(names) < len(z.files):
         covered += f" [{', '.join(f'{sizes[n] // 1024}k' for n in names)}]"
-    return {"wall": wall, "covered": covered, "extrap": total / measured}
+    return {"wall": wall, "covered": covered, "extrap": estimate / wall,
+            "rates_us": {n: round(r * 1e6, 2) for n, r in rate.items()}}
 
 
 def w_fitter(z, mode):
@@ -341,8 +349,9 @@ def table(res: dict, skipped: dict) -> list[str]:
         wall = fmt_s(est)
         if "extrap" in r:
             target = "all 54 tensors" if scope == "model" else "whole tensor"
-            wall = (f"≈{wall} **extrapolated** to {target} (×{r['extrap']:.1f} by per-value rate; "
-                    f"measured {fmt_s(r['wall'])})")
+            how = "nearest-size tensor's" if key == "naive" else "per-value"
+            wall = (f"≈{wall} **extrapolated** to {target} by {how} rate "
+                    f"(×{r['extrap']:.1f}; measured {fmt_s(r['wall'])})")
         ratio = f"{est / base[scope]:.3g}×" if base[scope] else "—"
         rss = f"{r['peak_rss']:.0f} ({r['peak_rss'] - r['setup_rss']:+.0f})"
         lines.append(f"| {label} | {what} | {r['covered']} | {wall} | {rss} | {ratio} |")
@@ -367,6 +376,12 @@ def summary(res: dict) -> list[str]:
     for text, a, b in pairs:
         if est(a) and est(b):
             out.append(f"- {text}: **{est(a) / est(b):.1f}×**")
+    if "cost_model" in res.get("ws_tensors", {}):
+        out.append(f"- weightstats per-tensor cost, least squares over the 54 fits: "
+                   f"{res['ws_tensors']['cost_model']}")
+    if "rates_us" in res.get("naive", {}):
+        rates = ", ".join(f"{n} {r}" for n, r in res["naive"]["rates_us"].items())
+        out.append(f"- naive scipy measured µs/value (not constant: t.fit iterations vary): {rates}")
     return out
 
 

@@ -26,8 +26,18 @@ def _err(message: str) -> None:
     click.echo("weightstats: error: " + " ".join(str(message).split()), err=True)
 
 
+class _Interrupted(Exception):
+    """Ctrl-C or SIGTERM, re-raised past click, which would print a stray blank line."""
+
+
 class WeightstatsGroup(click.Group):
     """A click group that maps every failure to one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise _Interrupted() from e
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
@@ -41,7 +51,7 @@ class WeightstatsGroup(click.Group):
         except click.exceptions.Abort:  # click's wrapper around KeyboardInterrupt
             click.echo("weightstats: interrupted; no report written", err=True)
             code = EXIT_INTERRUPT
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Interrupted):
             click.echo("weightstats: interrupted; no report written", err=True)
             code = EXIT_INTERRUPT
         except click.exceptions.NoArgsIsHelpError as e:
@@ -50,7 +60,7 @@ class WeightstatsGroup(click.Group):
             code = 0
         except click.UsageError as e:
             hint = f"; see '{e.ctx.command_path} --help'" if e.ctx is not None else ""
-            _err(e.format_message() + hint)
+            _err(e.format_message().rstrip(".") + hint)
             code = EXIT_USAGE
         except click.ClickException as e:
             _err(e.format_message())
@@ -160,6 +170,18 @@ def _console() -> Any:
     return console
 
 
+def _is_name(value: Any) -> bool:
+    """A fitted family name; unfitted layers carry NaN (truthy!) or an empty value."""
+    return isinstance(value, str) and bool(value)
+
+
+def _check_out(out: Path | None) -> None:
+    """Fail before any fitting when the report cannot be written where asked."""
+    from weightstats.report.atomic import _check_target
+
+    _check_target(out if out is not None else Path("reports"))
+
+
 def print_layer_table(report: Any) -> None:
     """The per-layer terminal table."""
     from rich.table import Table
@@ -175,9 +197,9 @@ def print_layer_table(report: Any) -> None:
     table.add_column("ex. kurt", justify="right")
     for _, row in report.wide().iterrows():
         cells = [row["layer"], row["kind"], f"{int(row['n']):,}",
-                 family_label(row["best_aic"]) if row["best_aic"] else row["status"],
+                 family_label(row["best_aic"]) if _is_name(row["best_aic"]) else row["status"],
                  fmt(row["delta_aic"], 3),
-                 family_label(row["best_bic"]) if row["best_bic"] else "",
+                 family_label(row["best_bic"]) if _is_name(row["best_bic"]) else "",
                  fmt_df(row["t_df"]), fmt(row["gennorm_beta"], 3)]
         cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
         cells.append(fmt(row["excess_kurtosis"], 3))
@@ -193,6 +215,7 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
 
     With several SPECs, --out is the parent directory of one report per model.
     """
+    _check_out(opts["out"])
     reports = _run_fits(specs, opts)
     _unique_names(reports)
     console = _console()
@@ -221,6 +244,7 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     from weightstats.errors import OptionError
     from weightstats.report.compare import compare_display, save_compare, split_groups
 
+    _check_out(opts["out"])
     reports = _run_fits(specs, opts)
     if len(reports) == 1:
         reports = split_groups(reports[0])

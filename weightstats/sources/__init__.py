@@ -112,7 +112,8 @@ def _resolve_str(spec: str, allow_pickle: bool) -> ModelSource:
                         f"weights, or use {name}:none for untrained")
     if key in BUILTIN_NAMES:
         return BuiltinSource(key, tag.strip() if sep else None, text)
-    if key in _torchvision_names():
+    # Torchvision names are plain identifiers; skip its (slow) import for paths and the like.
+    if re.fullmatch(r"\w+", key) and key in _torchvision_names():
         from weightstats.sources.torchvision_source import TorchvisionSource
 
         return TorchvisionSource(key, tag.strip() if sep else None, text)
@@ -148,9 +149,11 @@ def resolve(spec: Any, *, allow_pickle: bool = False) -> ModelSource:
     SpecError
         Unknown name (with the closest matches), malformed spec, or missing path.
     """
-    import torch
+    import sys
 
-    if isinstance(spec, torch.nn.Module):
+    # A Module can only exist once torch is imported; strings do not need torch (fast errors).
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(spec, torch.nn.Module):
         return ModuleSource(spec)
     if isinstance(spec, Mapping):
         return StateDictSource(spec)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Regenerate the committed reports/ folder (offline; deterministic for a given seed).
+# Usage: bash scripts/make_reports.sh          (after bash scripts/setup.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WS=.venv/bin/weightstats
+rm -rf reports.new && mkdir reports.new
+# Trained built-in models, their untrained twins, and the untrained torchvision ResNet-50 (null case).
+$WS fit digits-resnet digits-resnet:none digits-vae digits-vae:none resnet50:none --out reports.new
+# Channel scale mixtures vs genuinely heavy tails: the same VAE with each output channel standardized.
+$WS fit digits-vae --per-channel --out reports.new/digits-vae-per-channel
+$WS compare digits-vae digits-vae:none --out reports.new/compare-digits-vae-trained-vs-untrained
+$WS compare digits-resnet digits-resnet:none --out reports.new/compare-digits-resnet-trained-vs-untrained
+$WS compare digits-vae --out reports.new/compare-digits-vae-encoder-vs-decoder
+rm -rf reports && mv reports.new reports
+echo "reports/ regenerated"
