@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-_EXHAUSTIVE_BELOW = 16384
+_EXHAUSTIVE_BELOW = 2048
 _FANOUT = 64
 
 
@@ -31,45 +31,33 @@ def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) 
     grid = np.unique(np.r_[np.arange(0, n, max(n // 1024, 2)), n - 1])
     f_grid = cdf(x[grid])
     best = _block_max(f_grid, grid, n)
-    lo_idx, hi_idx = grid[:-1], grid[1:]
-    f_lo, f_hi = f_grid[:-1], f_grid[1:]
-    while lo_idx.size:
-        upper = np.maximum(hi_idx / n - f_lo, f_hi - (lo_idx + 1) / n)
-        keep = (upper > best) & (hi_idx - lo_idx > 1)
-        lo_idx, hi_idx, f_lo, f_hi = lo_idx[keep], hi_idx[keep], f_lo[keep], f_hi[keep]
-        if not lo_idx.size:
+    lo, hi, f_lo, f_hi = grid[:-1], grid[1:], f_grid[:-1], f_grid[1:]
+    steps = np.arange(1, _FANOUT)
+    while lo.size:
+        # Keep only blocks whose bound can beat the best deviation found so far.
+        upper = np.maximum(hi / n - f_lo, f_hi - (lo + 1) / n)
+        keep = (upper > best) & (hi - lo > 1)
+        lo, hi, f_lo, f_hi = lo[keep], hi[keep], f_lo[keep], f_hi[keep]
+        if not lo.size:
             break
-        width = hi_idx - lo_idx
-        small = width <= _FANOUT
-        if small.any():
-            # Evaluate every interior point of narrow candidate blocks.
-            pts = np.concatenate([np.arange(a + 1, b) for a, b in zip(lo_idx[small], hi_idx[small], strict=True)])
+        narrow = hi - lo <= _FANOUT
+        if narrow.any():
+            # Every interior point of a narrow block, evaluated exactly.
+            pts = lo[narrow, None] + steps
+            pts = pts[pts < hi[narrow, None]]
             if pts.size:
                 best = max(best, _block_max(cdf(x[pts]), pts, n))
-        lo_idx, hi_idx, f_lo, f_hi = lo_idx[~small], hi_idx[~small], f_lo[~small], f_hi[~small]
-        if not lo_idx.size:
+        lo, hi, f_lo, f_hi = lo[~narrow], hi[~narrow], f_lo[~narrow], f_hi[~narrow]
+        if not lo.size:
             break
-        # Split each wide block into _FANOUT sub-blocks and bound those.
-        steps = np.linspace(0.0, 1.0, _FANOUT + 1)
-        cuts = np.unique(np.round(lo_idx[:, None] + steps * (hi_idx - lo_idx)[:, None]).astype(np.int64),
-                         axis=None)
-        cuts = cuts.reshape(-1)
-        inner = np.setdiff1d(cuts, np.r_[lo_idx, hi_idx], assume_unique=False)
-        f_inner = cdf(x[inner])
-        best = max(best, _block_max(f_inner, inner, n)) if inner.size else best
-        # Rebuild consecutive blocks from the union of known points inside the candidate blocks.
-        known = np.r_[lo_idx, hi_idx, inner]
-        f_known = np.r_[f_lo, f_hi, f_inner]
-        order = np.argsort(known, kind="stable")
-        known, f_known = known[order], f_known[order]
-        uniq, first = np.unique(known, return_index=True)
-        known, f_known = uniq, f_known[first]
-        # Only pairs that lie inside one former candidate block are new blocks.
-        owner = np.searchsorted(hi_idx, known, side="left")
-        same = (owner[:-1] == owner[1:]) & (owner[:-1] < hi_idx.size)
-        same &= known[:-1] >= lo_idx[np.minimum(owner[:-1], hi_idx.size - 1)]
-        lo_idx, hi_idx = known[:-1][same], known[1:][same]
-        f_lo, f_hi = f_known[:-1][same], f_known[1:][same]
+        # Split each wide block into _FANOUT sub-blocks; spacing >= 1 keeps the cuts distinct.
+        inner = np.rint(lo[:, None] + steps * ((hi - lo) / _FANOUT)[:, None]).astype(np.int64)
+        f_inner = cdf(x[inner.ravel()]).reshape(inner.shape)
+        best = max(best, _block_max(f_inner.ravel(), inner.ravel(), n))
+        idx = np.concatenate([lo[:, None], inner, hi[:, None]], axis=1)
+        fv = np.concatenate([f_lo[:, None], f_inner, f_hi[:, None]], axis=1)
+        lo, hi = idx[:, :-1].ravel(), idx[:, 1:].ravel()
+        f_lo, f_hi = fv[:, :-1].ravel(), fv[:, 1:].ravel()
     return best
 
 

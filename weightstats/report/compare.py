@@ -51,7 +51,7 @@ def compare_frame(reports: Sequence[ModelReport]) -> pd.DataFrame:
 def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
     """Readable comparison: per family "layers won (share of weights)" by BIC, median shapes."""
     from weightstats.report.summary import pct
-    from weightstats.report.tables import fmt
+    from weightstats.report.tables import fmt, fmt_df
 
     families = list(dict.fromkeys(f for r in reports for f in r.families))
     rows = []
@@ -63,7 +63,7 @@ def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
             c = info["by_criterion"]["bic"].get(fam)
             row[family_label(fam)] = f"{c['layers']} ({pct(c['weight_share'])})" if c else ""
         med = info["medians"]
-        row["median t df"] = fmt(med.get("t_df"), 3)
+        row["median t df"] = fmt_df(med.get("t_df"))
         row["median β"] = fmt(med.get("gennorm_beta"), 3)
         row["median ex. kurt"] = fmt(med.get("excess_kurtosis"), 3)
         rows.append(row)
@@ -95,14 +95,17 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
         ax.set_title(f"best family by BIC: {title}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     axes[0, 0].legend(fontsize=8)
-    for ax, col, title, log in ((axes[1, 0], "t_df", "Student-t df per layer", True),
+    for ax, col, title, log in ((axes[1, 0], "t_df", "Student-t df per layer (≥1000: Gaussian limit)", True),
                                 (axes[1, 1], "gennorm_beta", "generalized normal β per layer",
                                  False)):
         data = []
         for rep in reports:
             w = rep.wide()
             vals = w.loc[w["status"] == "ok", col].to_numpy(dtype=float) if len(w) else []
-            data.append(np.asarray(vals)[np.isfinite(vals)] if len(vals) else np.array([]))
+            vals = np.asarray(vals, dtype=float)
+            if col == "t_df":  # df at the 1e10 cap is the Gaussian limit: show it at 1000
+                vals = np.minimum(vals, 1e3)
+            data.append(vals[np.isfinite(vals)] if len(vals) else np.array([]))
         pos = np.arange(1, len(reports) + 1)
         nonempty = [i for i, d in enumerate(data) if d.size]
         if nonempty:
