@@ -3,9 +3,9 @@
     python benchmarks/bench_resnet50.py [--quick | --full] [--out benchmarks/results.md]
 
 Every tool runs in its own subprocess (``--worker NAME``), so each row gets its own peak RSS
-(``ru_maxrss``, which counts numpy/torch buffers that tracemalloc misses). Wall times cover the
+(``VmHWM``, which counts numpy/torch buffers that tracemalloc misses). Wall times cover the
 work only: interpreter start, imports and building/loading the weights are excluded.
-Slow peers are measured on a subset and extrapolated to all 25.5 M weights by a per-value rate;
+Slow peers are measured on a subset and extrapolated to all 25.5 M weights by per-value rates;
 the table says so on every such row. Also writes a cProfile of weightstats on the largest tensor.
 """
 
@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -34,12 +33,9 @@ PEERS = ("numpy", "scipy", "torch", "torchvision", "weightstats", "fitter", "dis
 
 
 def peak_rss_mb() -> float:
-    """Peak RSS of this process. VmHWM restarts at exec; ru_maxrss would inherit the parent's."""
-    try:
-        with open("/proc/self/status") as fh:
-            return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM")) / 1024
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak RSS (Linux VmHWM: restarts at exec, unlike ru_maxrss which inherits the parent's)."""
+    with open("/proc/self/status") as fh:
+        return next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM")) / 1024
 
 
 _SETUP: list[float] = []
@@ -60,13 +56,6 @@ class Weights:
         self.files = list(manifest)
         self.sizes = {n: int(np.prod(shape)) for n, shape in manifest.items()}
 
-    @staticmethod
-    def save(folder: str, arrays: dict[str, np.ndarray]) -> None:
-        for i, a in enumerate(arrays.values()):
-            np.save(Path(folder) / f"{i}.npy", a)
-        manifest = {n: list(a.shape) for n, a in arrays.items()}
-        (Path(folder) / "manifest.json").write_text(json.dumps(manifest))
-
     def __getitem__(self, name: str) -> np.ndarray:
         return np.load(self.folder / f"{self.files.index(name)}.npy")
 
@@ -77,10 +66,6 @@ def resnet50():
 
     torch.manual_seed(0)
     return torchvision.models.resnet50()
-
-
-def conv_linear(model) -> dict[str, np.ndarray]:
-    return {n: p.detach().numpy().copy() for n, p in model.named_parameters() if p.dim() in (2, 4)}
 
 
 def stratified(sizes: dict[str, int], k: int, max_size: int | None = None) -> list[str]:
@@ -159,13 +144,16 @@ def w_naive(z, mode):
     wall = timed(lambda: rate.update({n: timed(lambda n=n: naive_scipy(z[n])) / sizes[n]
                                       for n in names}))
     # each unmeasured tensor gets the per-value rate of the measured tensor nearest in size
-    near = {n: min(names, key=lambda m, n=n: abs(np.log(sizes[m] / sizes[n]))) for n in sizes}
+    near = {n: n if n in rate else min(names, key=lambda m, n=n: abs(np.log(sizes[m] / sizes[n])))
+            for n in sizes}
     estimate = sum(sizes[n] * rate[near[n]] for n in sizes)
-    covered = f"{len(names)}/54 {how}: {sum(sizes[n] for n in names) / 1e6:.2f} M values"
+    out = {"wall": wall, "covered": f"{len(names)}/54 {how}: "
+           f"{sum(sizes[n] for n in names) / 1e6:.2f} M values",
+           "rates_us": {n: round(r * 1e6, 2) for n, r in rate.items()}}
     if len(names) < len(z.files):
-        covered += f" [{', '.join(f'{sizes[n] // 1024}k' for n in names)}]"
-    return {"wall": wall, "covered": covered, "extrap": estimate / wall,
-            "rates_us": {n: round(r * 1e6, 2) for n, r in rate.items()}}
+        out["covered"] += f" [{', '.join(f'{sizes[n] // 1024}k' for n in names)}]"
+        out["extrap"] = estimate / wall
+    return out
 
 
 def w_fitter(z, mode):
@@ -214,38 +202,29 @@ def w_scipy_t_largest(z, mode):
             "covered": f"{LARGEST}: random {sub.size:,}-value subsample"}
 
 
-def _all32(z) -> np.ndarray:
-    return np.concatenate([z[n].ravel() for n in z.files]).astype(np.float32, copy=False)
+def floor(kind: str):
+    """Worker for one floor: the cheapest passes any full-data fitter must at least make."""
 
+    def run(z, mode):
+        from scipy import special
 
-def w_floor_sort(z, mode):
-    x = _all32(z)
-    return {"wall": timed(lambda: np.sort(x), 3), "covered": f"all 54 ({x.size:,} float32), best of 3"}
+        if kind in ("sort", "moments"):
+            x = np.concatenate([z[n].ravel() for n in z.files]).astype(np.float32, copy=False)
+            covered = f"all 54 ({x.size:,} float32), best of 3"
+        else:
+            x = z[LARGEST].astype(np.float64).ravel()
+            x = x / 0.01 if kind == "stdtr" else x * x
+            covered = f"{LARGEST} ({x.size:,} float64), best of 3"
 
+        def moments():
+            x.mean(), x.std()
+            np.median(np.abs(x - np.median(x)))
 
-def w_floor_moments(z, mode):
-    x = _all32(z)
+        fn = {"sort": lambda: np.sort(x), "moments": moments,
+              "stdtr": lambda: special.stdtr(5.0, x), "log1p": lambda: np.log1p(x)}[kind]
+        return {"wall": timed(fn, 3), "covered": covered}
 
-    def moments():
-        x.mean(), x.std()
-        med = np.median(x)
-        np.median(np.abs(x - med))
-
-    return {"wall": timed(moments, 3), "covered": f"all 54 ({x.size:,} float32), best of 3"}
-
-
-def w_floor_stdtr(z, mode):
-    from scipy import special
-
-    x = z[LARGEST].astype(np.float64).ravel() / 0.01
-    return {"wall": timed(lambda: special.stdtr(5.0, x), 3),
-            "covered": f"{LARGEST} ({x.size:,} float64), best of 3"}
-
-
-def w_floor_log1p(z, mode):
-    x = z[LARGEST].astype(np.float64).ravel() ** 2
-    return {"wall": timed(lambda: np.log1p(x), 3),
-            "covered": f"{LARGEST} ({x.size:,} float64), best of 3"}
+    return run
 
 
 def w_profile(z, mode, out: Path):
@@ -283,14 +262,14 @@ ROWS = {
     "distfit": (w_distfit, "model", "distfit", "distfit(norm, laplace, t): scipy fit, histogram RSS"),
     "weightwatcher": (w_weightwatcher, "model", "WeightWatcher analyze()",
                       "SVD/ESD of each layer, power-law alpha (different question)"),
-    "floor_sort": (w_floor_sort, "model", "floor: np.sort", "sort all weights"),
-    "floor_moments": (w_floor_moments, "model", "floor: mean/std/median/MAD", "4 statistics"),
+    "floor_sort": (floor("sort"), "model", "floor: np.sort", "sort all weights"),
+    "floor_moments": (floor("moments"), "model", "floor: mean/std/median/MAD", "4 statistics"),
     "ws_largest": (w_ws_largest, "largest", "weightstats fit_tensor (largest)",
                    "everything as row 1, one tensor"),
     "scipy_t_largest": (w_scipy_t_largest, "largest", "scipy t.fit (largest)",
                         "Student-t MLE only"),
-    "floor_stdtr": (w_floor_stdtr, "largest", "floor: scipy.special.stdtr", "one t-CDF pass"),
-    "floor_log1p": (w_floor_log1p, "largest", "floor: np.log1p", "one log1p pass"),
+    "floor_stdtr": (floor("stdtr"), "largest", "floor: scipy.special.stdtr", "one t-CDF pass"),
+    "floor_log1p": (floor("log1p"), "largest", "floor: np.log1p", "one log1p pass"),
 }
 
 
@@ -321,14 +300,26 @@ def run_worker(name: str, args, weights: str, tmp: str) -> dict:
     return out
 
 
+def source_digest() -> str:
+    """Hash of weightstats' sources: flags a library edited while the benchmark ran."""
+    import hashlib
+
+    import weightstats
+
+    h = hashlib.sha256()
+    for f in sorted(Path(weightstats.__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def versions() -> str:
-    parts = []
-    for pkg in PEERS:
+    def one(pkg: str) -> str:
         try:
-            parts.append(f"{pkg} {metadata.version(pkg)}")
+            return f"{pkg} {metadata.version(pkg)}"
         except metadata.PackageNotFoundError:
-            parts.append(f"{pkg} (not installed)")
-    return ", ".join(parts)
+            return f"{pkg} (not installed)"
+
+    return ", ".join(map(one, PEERS))
 
 
 def fmt_s(s: float) -> str:
@@ -380,7 +371,10 @@ def summary(res: dict) -> list[str]:
         out.append(f"- weightstats per-tensor cost, least squares over the 54 fits: "
                    f"{res['ws_tensors']['cost_model']}")
     if "rates_us" in res.get("naive", {}):
-        rates = ", ".join(f"{n} {r}" for n, r in res["naive"]["rates_us"].items())
+        r = res["naive"]["rates_us"]
+        rates = (", ".join(f"{n} {v}" for n, v in r.items()) if len(r) <= 8 else
+                 "min {:.1f} / median {:.1f} / max {:.1f}".format(*np.percentile(list(r.values()),
+                                                                          [0, 50, 100])))
         out.append(f"- naive scipy measured µs/value (not constant: t.fit iterations vary): {rates}")
     return out
 
@@ -390,7 +384,7 @@ def main() -> None:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true",
                    help="small naive-scipy subset, t.fit on a 10%% subsample, no WeightWatcher")
-    g.add_argument("--full", action="store_true", help="naive scipy on all 54 tensors (~10 min)")
+    g.add_argument("--full", action="store_true", help="naive scipy on all 54 tensors (~20-30 min)")
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--profile", type=Path, default=HERE / "profile_largest.txt")
     ap.add_argument("--timeout", type=int, default=3600, help="per-tool limit, seconds")
@@ -404,26 +398,28 @@ def main() -> None:
         worker(args.worker, args.weights, args.mode, args.result, args.profile)
         return
     args.mode = "quick" if args.quick else "full" if args.full else "default"
-    load0 = os.getloadavg()
+    load0, digest0 = os.getloadavg(), source_digest()
     started = time.strftime("%Y-%m-%d %H:%M")
     keys = args.only.split(",") if args.only else [*ROWS, "profile"]
     skipped = {}
     if args.mode == "quick" and "weightwatcher" in keys:
         keys.remove("weightwatcher")
-        skipped["weightwatcher"] = "skipped in --quick (≈110 s)"
+        skipped["weightwatcher"] = "skipped in --quick (30-110 s)"
     res: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        weights = os.path.join(tmp, "weights")
-        os.mkdir(weights)
-        arrays = conv_linear(resnet50())
-        Weights.save(weights, arrays)
-        n_values = sum(a.size for a in arrays.values())
-        print(f"resnet50 (untrained, seed 0): {len(arrays)} conv/linear tensors, {n_values:,} "
+        weights = tmp  # one .npy per tensor + manifest.json (names -> shapes, in model order)
+        params = [(n, p) for n, p in resnet50().named_parameters() if p.dim() in (2, 4)]
+        for i, (_, p) in enumerate(params):
+            np.save(os.path.join(tmp, f"{i}.npy"), p.detach().numpy())
+        Path(tmp, "manifest.json").write_text(json.dumps({n: list(p.shape) for n, p in params}))
+        n_values = sum(p.numel() for _, p in params)
+        print(f"resnet50 (untrained, seed 0): {len(params)} conv/linear tensors, {n_values:,} "
               f"values; mode {args.mode}", file=sys.stderr)
-        del arrays
+        del params
         for key in keys:
             res[key] = run_worker(key, args, weights, tmp)
-    prof = res.pop("profile", None)
+    prof, digest1 = res.pop("profile", None), source_digest()
+    changed = "" if digest0 == digest1 else f" → {digest1} (**library changed during the run**)"
     cpu = platform.processor() or platform.machine()
     lines = [
         f"## weightstats vs peers on resnet50 ({args.mode} mode, {started})", "",
@@ -432,7 +428,7 @@ def main() -> None:
         f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}; "
         f"load average at start {load0[0]:.2f} / at end {os.getloadavg()[0]:.2f} "
         "(other jobs share the CPUs: timings are noisy).", "",
-        f"Versions: {versions()}.", "",
+        f"Versions: {versions()}; weightstats source digest {digest0}{changed}.", "",
         "Each row is its own subprocess; wall = the work only (no imports/startup); peak RSS = "
         "`VmHWM` of that subprocess, Δ = growth after imports. Ratio rows compare like "
         "scopes (whole model vs `weightstats` fit_tensor loop; largest tensor vs weightstats "

@@ -21,6 +21,12 @@ MIN_N = 30  # below this a three-parameter fit and its tests mean little
 _Z95 = stats.norm.ppf(0.975)
 
 
+def _histogram(y: np.ndarray, top: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of the values x = top * y, binned on y so that max - min cannot overflow."""
+    counts, edges = histogram_sorted(y, bins)
+    return counts, edges * top
+
+
 def _naive_ks_pvalue(d: float, n: int) -> float:
     """scipy.stats.kstest's p-value (its default: the exact Kolmogorov distribution for this n),
     which wrongly treats fitted parameters as known."""
@@ -181,4 +187,4 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     described.update(mean=top * described["mean"], std=top * described["std"],
                      min=float(xs[0]), max=float(xs[-1]))
     return TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
-                            histogram=histogram_sorted(xs, int(bins)), **base)
+                            histogram=_histogram(y, top, int(bins)), **base)

@@ -96,7 +96,7 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     axes[0, 0].legend(fontsize=8)
     for ax, col, title, log in ((axes[1, 0], "t_df", "Student-t df per layer (≥1000: Gaussian limit)", True),
-                                (axes[1, 1], "gennorm_beta", "generalized normal β per layer",
+                                (axes[1, 1], "gennorm_beta", "generalized normal β per layer (≥6 shown at 6)",
                                  False)):
         data = []
         for rep in reports:
@@ -105,6 +105,8 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
             vals = np.asarray(vals, dtype=float)
             if col == "t_df":  # df at the 1e10 cap is the Gaussian limit: show it at 1000
                 vals = np.minimum(vals, 1e3)
+            else:  # beta up to the bound 20 (uniform-like): show it at 6 to keep 1 and 2 readable
+                vals = np.minimum(vals, 6.0)
             data.append(vals[np.isfinite(vals)] if len(vals) else np.array([]))
         pos = np.arange(1, len(reports) + 1)
         nonempty = [i for i, d in enumerate(data) if d.size]

@@ -215,8 +215,13 @@ def shape_figure(report: ModelReport) -> Figure:
     ax_t.set_ylabel("Student-t df (log)")
     ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)
     if len(wide) and "gennorm" in report.families:
-        ax_b.plot(wide["depth"], wide["gennorm_beta"], "D-", ms=3.5, lw=0.8,
+        # beta runs up to the bound 20 for uniform-like layers; cap the display at 6.
+        beta = wide["gennorm_beta"].to_numpy(dtype=float)
+        ax_b.plot(wide["depth"], np.minimum(beta, 6.0), "D-", ms=3.5, lw=0.8,
                   color=_color("gennorm"))
+        if (beta > 6).any():
+            ax_b.plot(wide["depth"][beta > 6], np.full((beta > 6).sum(), 6.0), "D", ms=6,
+                      mfc="none", color=_color("gennorm"), label="β ≥ 6 (flat, uniform-like)")
     ax_b.axhline(2, color=_color("normal"), ls="--", lw=0.9, label="β = 2 (Gaussian)")
     ax_b.axhline(1, color=_color("laplace"), ls="--", lw=0.9, label="β = 1 (Laplace)")
     ax_b.set_ylabel("generalized normal β")
