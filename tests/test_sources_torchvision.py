@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +12,6 @@ import torchvision
 from weightstats.errors import OfflineError, SpecError
 from weightstats.layers import select
 from weightstats.sources import list_models, resolve
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any connection attempt fails as it would with the cable pulled."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("network blocked by test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 @pytest.fixture
