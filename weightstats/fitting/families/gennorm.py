@@ -21,7 +21,7 @@ from .base import BatchFit, Family, row_median
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
-_SUBSAMPLE = 65536
+_SUBSAMPLE = 16384
 
 _BETA_TABLE = np.geomspace(0.2, 10.0, 400)
 _KURT_TABLE = (special.gamma(5 / _BETA_TABLE) * special.gamma(1 / _BETA_TABLE)
@@ -242,9 +242,11 @@ class GenNorm(Family):
             # objective is smooth, then beta by Newton. loc and beta are nearly orthogonal.
             stride = x[:, :: n // _SUBSAMPLE]
             loc, beta, *_ = fit_gennorm_rows(stride)
+            half = 2e-3 * np.median(np.abs(stride - loc[:, None]), axis=1) + 1e-300
             if beta[0] > 1.05:
-                half = 1e-3 * np.median(np.abs(stride - loc[:, None]), axis=1) + 1e-300
                 loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
+            else:  # cusps at the data points: a bracketing search that needs no derivative
+                loc = _loc_golden(x, beta, loc - half, loc + half, rel_tol=1e-6)
             beta, s, ll, d2 = _beta_newton(x, loc, beta)
         else:
             loc0 = beta0 = None

@@ -20,7 +20,7 @@ DF_MAX = 1e10
 # Newton works in phi = 1/df: the likelihood is smooth and quadratic there up to the Gaussian limit
 # phi = 0, whereas in log(df) it flattens out and Newton crawls towards infinity.
 _PHI_MIN, _PHI_MAX = 1.0 / DF_MAX, 1.0 / DF_MIN
-_SUBSAMPLE = 65536
+_SUBSAMPLE = 16384
 
 
 _HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
