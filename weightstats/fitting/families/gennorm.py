@@ -243,11 +243,16 @@ class GenNorm(Family):
             stride = x[:, :: n // _SUBSAMPLE]
             loc, beta, *_ = fit_gennorm_rows(stride)
             half = 2e-3 * np.median(np.abs(stride - loc[:, None]), axis=1) + 1e-300
-            if beta[0] > 1.05:
-                loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
-            else:  # cusps at the data points: a bracketing search that needs no derivative
-                loc = _loc_golden(x, beta, loc - half, loc + half, rel_tol=1e-6)
-            beta, s, ll, d2 = _beta_newton(x, loc, beta)
+            for _round in range(4):
+                if beta[0] > 1.05:
+                    loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
+                else:  # cusps at the data points: a bracketing search that needs no derivative
+                    loc = _loc_golden(x, beta, loc - half, loc + half, rel_tol=1e-6)
+                previous = beta.copy()
+                beta, s, ll, d2 = _beta_newton(x, loc, beta)
+                # Skewed data couple loc and beta: repeat until beta no longer moves.
+                if np.all(np.abs(np.log(beta / previous)) < 1e-7):
+                    break
         else:
             loc0 = beta0 = None
             if start is not None:
