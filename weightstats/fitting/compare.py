@@ -21,13 +21,37 @@ NESTED = {
 ALPHA = 0.05
 
 
-def compare_pair(a: str, b: str, ll_a: np.ndarray, ll_b: np.ndarray, total_a: float,
+CHUNK = 1 << 20
+
+
+def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> dict:
+    """Mean and variance of d = logpdf_a - logpdf_b over ``x`` for every pair, in chunks.
+
+    Chunks keep memory at a few MB whatever n is; per-chunk moments are merged with Chan et al.'s
+    update, which is as accurate as a two-pass computation.
+    """
+    n_seen, mean, m2 = 0, dict.fromkeys(pairs, 0.0), dict.fromkeys(pairs, 0.0)
+    for i in range(0, x.size, CHUNK):
+        chunk = x[i:i + CHUNK]
+        values = {name: f(chunk) for name, f in logpdfs.items()}
+        k = chunk.size
+        for pair in pairs:
+            d = values[pair[0]] - values[pair[1]]
+            mean_c = float(d.mean())
+            m2_c = float(np.dot(d - mean_c, d - mean_c))
+            delta = mean_c - mean[pair]
+            total = n_seen + k
+            mean[pair] += delta * k / total
+            m2[pair] += m2_c + delta * delta * n_seen * k / total
+        n_seen += k
+    return {pair: (mean[pair], m2[pair] / n_seen) for pair in pairs}
+
+
+def compare_pair(a: str, b: str, n: int, mean_d: float, var_d: float, total_a: float,
                  total_b: float) -> dict:
-    """Compare families ``a`` and ``b`` from their pointwise and total log-likelihoods."""
-    n = ll_a.size
-    d = ll_a - ll_b
-    mean_d = float(d.mean())
-    sd = float(d.std())
+    """Compare families ``a`` and ``b`` from the moments of their pointwise log-likelihood ratio
+    and their total log-likelihoods."""
+    sd = float(np.sqrt(max(var_d, 0.0)))
     z = mean_d * np.sqrt(n) / sd if sd > 0 else 0.0
     nested = NESTED.get((a, b)) or NESTED.get((b, a))
     if nested:

@@ -6,15 +6,21 @@ import numpy as np
 
 
 def describe(x_sorted: np.ndarray) -> dict[str, float]:
-    """Mean, std (ddof 0), skewness, excess kurtosis, fraction of exact zeros, min and max."""
+    """Mean, std (ddof 0), skewness, excess kurtosis, fraction of exact zeros, min and max.
+
+    Central moments are accumulated over chunks, so no full-length temporary is created.
+    """
     n = x_sorted.size
-    mean = float(x_sorted.mean())
-    dev = x_sorted - mean
-    dev2 = dev * dev
-    m2 = float(dev2.mean())
-    m3 = float(np.dot(dev2, dev) / n)
-    m4 = float(np.dot(dev2, dev2) / n)
-    lo, hi = np.searchsorted(x_sorted, [0.0, 0.0], side="left")[0], np.searchsorted(x_sorted, 0.0, "right")
+    mean = float(x_sorted.sum() / n)
+    m2 = m3 = m4 = 0.0
+    for i in range(0, n, 1 << 20):
+        dev = x_sorted[i:i + (1 << 20)] - mean
+        dev2 = dev * dev
+        m2 += float(dev2.sum())
+        m3 += float(np.dot(dev2, dev))
+        m4 += float(np.dot(dev2, dev2))
+    m2, m3, m4 = m2 / n, m3 / n, m4 / n
+    lo, hi = np.searchsorted(x_sorted, 0.0, "left"), np.searchsorted(x_sorted, 0.0, "right")
     return {
         "mean": mean,
         "std": float(np.sqrt(m2)),

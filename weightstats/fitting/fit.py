@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import OptionError
-from .compare import compare_pair
+from .compare import compare_pair, llr_moments
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
 from .ks import ks_statistic_sorted
@@ -18,13 +18,21 @@ from .nulltables import bootstrap_pvalue, subsample_size
 from .result import TensorFit
 
 MIN_N = 30  # below this a three-parameter fit and its tests mean little
+_SORT_NARROW_UP_TO = 1 << 23
 _Z95 = stats.norm.ppf(0.975)
 
 
-def _histogram(y: np.ndarray, top: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram of the values x = top * y, binned on y so that max - min cannot overflow."""
-    counts, edges = histogram_sorted(y, bins)
-    return counts, edges * top
+def _histogram(z: np.ndarray, shift: float, unit: float, lo: float, hi: float, bins: int):
+    """Histogram of x = shift + unit * z, binned on z so that max - min cannot overflow."""
+    counts, edges = histogram_sorted(z, bins)
+    edges = shift + unit * edges
+    edges[0], edges[-1] = lo, hi  # exact range, free of the standardization's rounding
+    return counts, edges
+
+
+def _chunks(values: np.ndarray, size: int = 1 << 20):
+    """Consecutive slices (views) of at most ``size`` values."""
+    return (values[i:i + size] for i in range(0, values.size, size))
 
 
 def _naive_ks_pvalue(d: float, n: int) -> float:
@@ -129,8 +137,11 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     if n_nan + n_posinf + n_neginf:
         flat = flat[np.isfinite(flat)]
         notes.append(f"{n_nan + n_posinf + n_neginf} non-finite value(s) excluded")
-    # Sorting in the stored precision is faster and gives the same order.
-    xs = np.sort(flat).astype(np.float64, copy=False)
+    if flat.size <= _SORT_NARROW_UP_TO:
+        xs = np.sort(flat)  # sorting in the stored precision is faster and gives the same order
+    else:  # a huge tensor: one float64 copy sorted in place, no second full-size array
+        xs = flat.astype(np.float64)
+        xs.sort()
     n = xs.size
     base.update(counts=counts, notes=notes, n=n)
     if n == 0:
@@ -139,26 +150,34 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         return TensorFit.failed("too_small", f"{n} values; at least {MIN_N} are needed", **base)
     if xs[0] == xs[-1]:
         return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
+    lo_x, hi_x = float(xs[0]), float(xs[-1])
+    zeros = int(np.searchsorted(xs, 0.0, "right") - np.searchsorted(xs, 0.0, "left"))
 
     # Fit standardized values. Every family is location-scale, so fits map back exactly; results
     # are equivariant under x -> a*x + b and extreme magnitudes (1e-300, 1e200) cannot overflow.
-    top = max(abs(xs[0]), abs(xs[-1]))
-    y = xs / top
-    center, spread = float(y.mean()), float(y.std())
-    z = (y - center) / spread
+    # Standardized in place: one float64 copy of the tensor is all the fitter holds.
+    z = xs.astype(np.float64, copy=False)  # xs is already our own sorted copy
+    del xs
+    top = max(abs(lo_x), abs(hi_x))
+    z /= top
+    center = float(z.sum() / n)
+    spread = math.sqrt(sum(float(np.dot(c - center, c - center)) for c in _chunks(z)) / n)
+    z -= center
+    z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)
 
     m = subsample_size(n, int(ks_sample))
     rng = np.random.default_rng(int(seed))
     sub = z if m == n else z[np.sort(rng.choice(n, m, replace=False))]
-    rows, pointwise = [], {}
+    rows, logpdfs = [], {}
     for name in names:
         fam = get_family(name)
         fit = fam.fit(z)
         zp = (float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0]))
         loc, scale, shape = shift + unit * zp[0], unit * zp[1], zp[2]
         k, ll = fam.n_params, float(fit.loglik[0]) - n * log_unit
-        pointwise[name] = fam.logpdf(z, *zp)  # up to the constant -log_unit, same for all
+        # Pointwise log-densities up to the constant -log_unit (the same for all families).
+        logpdfs[name] = lambda v, f=fam, p=zp: f.logpdf(v, *p)
         d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p))
         # The fit on all values is an excellent start for the subsample's own fit.
         sfit = fam.fit_rows(sub[np.newaxis, :], start=fit)
@@ -183,10 +202,10 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
             "n_params": k, "flags": "; ".join(flags),
         })
     totals = {r["family"]: r["loglik"] for r in rows}
-    comparisons = [compare_pair(a, b, pointwise[a], pointwise[b], totals[a], totals[b])
-                   for a, b in itertools.combinations(names, 2)]
-    described = describe(y)
-    described.update(mean=top * described["mean"], std=top * described["std"],
-                     min=float(xs[0]), max=float(xs[-1]))
+    pairs = list(itertools.combinations(names, 2))
+    moments = llr_moments(z, logpdfs, pairs)
+    comparisons = [compare_pair(a, b, n, *moments[(a, b)], totals[a], totals[b]) for a, b in pairs]
+    described = describe(z)  # standardized: map mean and std back; skewness and kurtosis are invariant
+    described.update(mean=shift, std=unit, min=lo_x, max=hi_x, zero_fraction=zeros / n)
     return TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
-                            histogram=_histogram(y, top, int(bins)), **base)
+                            histogram=_histogram(z, shift, unit, lo_x, hi_x, int(bins)), **base)

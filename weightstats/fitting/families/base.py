@@ -62,6 +62,14 @@ class Family(ABC):
         return self.fit_rows(x_sorted[np.newaxis, :])
 
 
+CHUNK = 1 << 20  # columns per pass over long rows: temporaries stay ~8 MB per row
+
+
+def row_sum(x: np.ndarray, fn) -> np.ndarray:
+    """Per-row sum of ``fn(columns)`` over column chunks, so no full-size temporary is made."""
+    return sum(fn(x[:, i:i + CHUNK]).sum(axis=1) for i in range(0, x.shape[1], CHUNK))
+
+
 def row_median(x: np.ndarray) -> np.ndarray:
     """Median of each row of a row-sorted array without re-sorting."""
     n = x.shape[1]

@@ -22,6 +22,8 @@ from .base import BatchFit, Family, row_median
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
 _SUBSAMPLE = 16384
+_CHUNK = 1 << 20  # values per pass over a long row (bounds temporaries)
+_CACHE_LOG_UP_TO = 1 << 23  # beyond this many values, log|x - loc| is recomputed per pass
 
 _BETA_TABLE = np.geomspace(0.2, 10.0, 400)
 _KURT_TABLE = (special.gamma(5 / _BETA_TABLE) * special.gamma(1 / _BETA_TABLE)
@@ -47,19 +49,41 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     proposed Newton step in log(beta) is below 1e-10 (the remaining gain is ~n * 1e-20).
     """
     n = x.shape[1]
-    a = np.abs(x - loc[:, None])
-    zero = a == 0
-    with np.errstate(divide="ignore"):
-        la = np.log(a)
-    la[zero] = 0.0
-    any_zero = bool(zero.any())
+
+    def log_abs(rows, i):
+        a = np.abs(x[rows, i:i + _CHUNK] - loc[rows, None])
+        zc = a == 0
+        with np.errstate(divide="ignore"):
+            lc = np.log(a)
+        lc[zc] = 0.0
+        return lc, zc
+
+    # log|x - loc| is cached (9 bytes/value) unless the row is huge; then it is recomputed per
+    # chunk, trading one log pass per Newton step for a bounded memory footprint.
+    cache = x.size <= _CACHE_LOG_UP_TO
+    if cache:
+        every_row = np.arange(x.shape[0])
+        parts = [log_abs(every_row, i) for i in range(0, n, _CHUNK)]
+        la = np.concatenate([p[0] for p in parts], axis=1)
+        zero = np.concatenate([p[1] for p in parts], axis=1)
+        del parts
+        any_zero = bool(zero.any())
 
     def sums(rows, b):
-        p = np.exp(b[:, None] * la[rows])
-        if any_zero:
-            p[zero[rows]] = 0.0
-        pl = p * la[rows]
-        return p.sum(axis=1), pl.sum(axis=1), np.einsum("ij,ij->i", pl, la[rows])
+        total = np.zeros((rows.size, 3))
+        for i in range(0, n, _CHUNK):
+            if cache:
+                lr, zr = la[rows, i:i + _CHUNK], (zero[rows, i:i + _CHUNK] if any_zero else None)
+            else:
+                lr, zr = log_abs(rows, i)
+            p = np.exp(b[:, None] * lr)
+            if zr is not None:
+                p[zr] = 0.0
+            pl = p * lr
+            total[:, 0] += p.sum(axis=1)
+            total[:, 1] += pl.sum(axis=1)
+            total[:, 2] += np.einsum("ij,ij->i", pl, lr)
+        return total[:, 0], total[:, 1], total[:, 2]
 
     beta = np.clip(beta.astype(float), BETA_MIN, BETA_MAX)
     every = np.arange(x.shape[0])
@@ -111,7 +135,8 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     b = beta[:, None]
 
     def cost(m):
-        return (np.abs(x - m[:, None]) ** b).sum(axis=1)
+        return sum((np.abs(x[:, i:i + _CHUNK] - m[:, None]) ** b).sum(axis=1)
+                   for i in range(0, x.shape[1], _CHUNK))
 
     c = hi - _GOLD * (hi - lo)
     d = lo + _GOLD * (hi - lo)
@@ -144,8 +169,10 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
     def deriv(rows, m):
         if x.shape[0] == 1:
             # One sorted row: split at loc instead of taking signs (three passes fewer).
-            row, k, b1 = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0]
-            return np.array([((row[k:] - m[0]) ** b1).sum() - ((m[0] - row[:k]) ** b1).sum()])
+            row, k, b1, mu = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0], m[0]
+            above = sum(((row[i:i + _CHUNK] - mu) ** b1).sum() for i in range(k, row.size, _CHUNK))
+            below = sum(((mu - row[i:min(i + _CHUNK, k)]) ** b1).sum() for i in range(0, k, _CHUNK))
+            return np.array([above - below])
         r = x[rows] - m[:, None]
         return (np.sign(r) * np.abs(r) ** b1_all[rows, None]).sum(axis=1)  # decreasing in m
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .base import BatchFit, Family, row_median
+from .base import BatchFit, Family, row_median, row_sum
 
 
 class Laplace(Family):
@@ -18,7 +18,7 @@ class Laplace(Family):
         # Any point between the two middle order statistics maximizes the likelihood for even n;
         # the midpoint matches scipy.stats.laplace.fit.
         loc = row_median(x)
-        scale = np.mean(np.abs(x - loc[:, None]), axis=1)
+        scale = row_sum(x, lambda c: np.abs(c - loc[:, None])) / n
         loglik = -n * (np.log(2.0 * scale) + 1.0)
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)

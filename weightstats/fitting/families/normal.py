@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import BatchFit, Family
+from .base import BatchFit, Family, row_sum
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -18,7 +18,7 @@ class Normal(Family):
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
         n = x.shape[1]
         loc = x.mean(axis=1)
-        scale = np.sqrt(np.mean((x - loc[:, None]) ** 2, axis=1))
+        scale = np.sqrt(row_sum(x, lambda c: (c - loc[:, None]) ** 2) / n)
         loglik = -0.5 * n * (_LOG_2PI + 2.0 * np.log(scale) + 1.0)
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)

@@ -92,31 +92,44 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
-    """Log-likelihood, gradient and Hessian per row at theta = (loc, log scale, 1/df)."""
-    n = x.shape[1]
-    loc, s = theta[:, 0:1], theta[:, 1:2]
-    sigma, nu = np.exp(s), 1.0 / theta[:, 2:3]
+_CHUNK = 1 << 20  # values per pass over a long row: temporaries stay ~8 MB, not 8 bytes/value
+
+
+def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
+    """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²."""
     z = x - loc
     z *= 1.0 / sigma
     q = z * z
     a = q + nu
     if np.all(nu <= 1e3):
         # log(nu + q) - log(nu) is SIMD-fast and, for moderate df, as accurate as log1p(q/nu).
-        sum_log = np.log(a).sum(axis=1) - n * np.log(nu[:, 0])
+        sum_log = np.log(a).sum(axis=1) - x.shape[1] * np.log(nu[:, 0])
     else:
         sum_log = np.log1p(q / nu).sum(axis=1)
-    ll = n * (_c(nu[:, 0]) - s[:, 0]) - 0.5 * (nu[:, 0] + 1) * sum_log
     if not want_derivs:
-        return ll, None, None
+        return np.stack([sum_log], axis=1)
     inv_a = np.divide(1.0, a, out=a)
     qa = q * inv_a
     za = z * inv_a
-    sq1 = _rowdot(q, inv_a)
-    sq2 = _rowdot(qa, inv_a)
-    sz1 = _rowdot(z, inv_a)
-    sz2 = _rowdot(za, inv_a)
-    s2 = _rowdot(inv_a, inv_a)
+    return np.stack([sum_log, _rowdot(q, inv_a), _rowdot(qa, inv_a), _rowdot(z, inv_a),
+                     _rowdot(za, inv_a), _rowdot(inv_a, inv_a)], axis=1)
+
+
+def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
+    """Log-likelihood, gradient and Hessian per row at theta = (loc, log scale, 1/df)."""
+    n = x.shape[1]
+    loc, s = theta[:, 0:1], theta[:, 1:2]
+    sigma, nu = np.exp(s), 1.0 / theta[:, 2:3]
+    if n <= _CHUNK:
+        sums = _partial_sums(x, loc, sigma, nu, want_derivs)
+    else:
+        sums = sum(_partial_sums(x[:, i:i + _CHUNK], loc, sigma, nu, want_derivs)
+                   for i in range(0, n, _CHUNK))
+    sum_log = sums[:, 0]
+    ll = n * (_c(nu[:, 0]) - s[:, 0]) - 0.5 * (nu[:, 0] + 1) * sum_log
+    if not want_derivs:
+        return ll, None, None
+    sq1, sq2, sz1, sz2, s2 = (sums[:, k] for k in range(1, 6))
     nu, sig = nu[:, 0], sigma[:, 0]
     h = 0.5 * (nu + 1)
     # Derivatives in (loc, log sigma, df); cancellation-free forms (see module docstring).
@@ -191,7 +204,9 @@ def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int
             sub = rows[pending]
             trial = theta[sub] + t[pending, None] * step[pending]
             trial[:, 2] = np.clip(trial[:, 2], _PHI_MIN, _PHI_MAX)
-            ll_t, g_t, h_t = _evaluate(x[sub], trial)
+            # Row indexing copies; a single long row (the large-tensor case) must not be copied.
+            rows_x = x if sub.size == x.shape[0] else x[sub]
+            ll_t, g_t, h_t = _evaluate(rows_x, trial)
             ok = ll_t >= ll[sub] - 1e-12 * np.abs(ll[sub])
             idx = np.flatnonzero(pending)[ok]
             moved = np.abs(trial[ok] - theta[sub[ok]]).max(axis=1)
