@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from .families.base import CHUNK
+
 # (smaller, larger) -> (test name, boundary?)
 NESTED = {
     ("normal", "t"): ("LR (boundary: ½χ²₀+½χ²₁)", True),
@@ -21,7 +23,6 @@ NESTED = {
 ALPHA = 0.05
 
 
-CHUNK = 1 << 20
 
 
 def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> dict:

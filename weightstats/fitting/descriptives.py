@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .families.base import CHUNK
+
 
 def describe(x_sorted: np.ndarray) -> dict[str, float]:
     """Mean, std (ddof 0), skewness, excess kurtosis, fraction of exact zeros, min and max.
@@ -13,8 +15,8 @@ def describe(x_sorted: np.ndarray) -> dict[str, float]:
     n = x_sorted.size
     mean = float(x_sorted.sum() / n)
     m2 = m3 = m4 = 0.0
-    for i in range(0, n, 1 << 20):
-        dev = x_sorted[i:i + (1 << 20)] - mean
+    for i in range(0, n, CHUNK):
+        dev = x_sorted[i:i + CHUNK] - mean
         dev2 = dev * dev
         m2 += float(dev2.sum())
         m3 += float(np.dot(dev2, dev))

@@ -13,6 +13,7 @@ from ..errors import OptionError
 from .compare import compare_pair, llr_moments
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
+from .families.base import CHUNK
 from .ks import ks_statistic_sorted
 from .nulltables import bootstrap_pvalue, subsample_size
 from .result import TensorFit
@@ -28,11 +29,6 @@ def _histogram(z: np.ndarray, shift: float, unit: float, lo: float, hi: float, b
     edges = shift + unit * edges
     edges[0], edges[-1] = lo, hi  # exact range, free of the standardization's rounding
     return counts, edges
-
-
-def _chunks(values: np.ndarray, size: int = 1 << 20):
-    """Consecutive slices (views) of at most ``size`` values."""
-    return (values[i:i + size] for i in range(0, values.size, size))
 
 
 def _naive_ks_pvalue(d: float, n: int) -> float:
@@ -161,7 +157,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     top = max(abs(lo_x), abs(hi_x))
     z /= top
     center = float(z.sum() / n)
-    spread = math.sqrt(sum(float(np.dot(c - center, c - center)) for c in _chunks(z)) / n)
+    spread = math.sqrt(sum(float(np.dot(c - center, c - center))
+                           for c in (z[i:i + CHUNK] for i in range(0, n, CHUNK))) / n)
     z -= center
     z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)

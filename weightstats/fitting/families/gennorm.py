@@ -17,12 +17,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import BatchFit, Family, row_median
+from .base import CHUNK, BatchFit, Family, row_median
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
 _SUBSAMPLE = 16384
-_CHUNK = 1 << 20  # values per pass over a long row (bounds temporaries)
 _CACHE_LOG_UP_TO = 1 << 23  # beyond this many values, log|x - loc| is recomputed per pass
 
 _BETA_TABLE = np.geomspace(0.2, 10.0, 400)
@@ -51,7 +50,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     n = x.shape[1]
 
     def log_abs(rows, i):
-        a = np.abs(x[rows, i:i + _CHUNK] - loc[rows, None])
+        a = np.abs(x[rows, i:i + CHUNK] - loc[rows, None])
         zc = a == 0
         with np.errstate(divide="ignore"):
             lc = np.log(a)
@@ -63,7 +62,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     cache = x.size <= _CACHE_LOG_UP_TO
     if cache:
         every_row = np.arange(x.shape[0])
-        parts = [log_abs(every_row, i) for i in range(0, n, _CHUNK)]
+        parts = [log_abs(every_row, i) for i in range(0, n, CHUNK)]
         la = np.concatenate([p[0] for p in parts], axis=1)
         zero = np.concatenate([p[1] for p in parts], axis=1)
         del parts
@@ -71,9 +70,9 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
 
     def sums(rows, b):
         total = np.zeros((rows.size, 3))
-        for i in range(0, n, _CHUNK):
+        for i in range(0, n, CHUNK):
             if cache:
-                lr, zr = la[rows, i:i + _CHUNK], (zero[rows, i:i + _CHUNK] if any_zero else None)
+                lr, zr = la[rows, i:i + CHUNK], (zero[rows, i:i + CHUNK] if any_zero else None)
             else:
                 lr, zr = log_abs(rows, i)
             p = np.exp(b[:, None] * lr)
@@ -135,8 +134,8 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     b = beta[:, None]
 
     def cost(m):
-        return sum((np.abs(x[:, i:i + _CHUNK] - m[:, None]) ** b).sum(axis=1)
-                   for i in range(0, x.shape[1], _CHUNK))
+        return sum((np.abs(x[:, i:i + CHUNK] - m[:, None]) ** b).sum(axis=1)
+                   for i in range(0, x.shape[1], CHUNK))
 
     c = hi - _GOLD * (hi - lo)
     d = lo + _GOLD * (hi - lo)
@@ -170,8 +169,8 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
         if x.shape[0] == 1:
             # One sorted row: split at loc instead of taking signs (three passes fewer).
             row, k, b1, mu = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0], m[0]
-            above = sum(((row[i:i + _CHUNK] - mu) ** b1).sum() for i in range(k, row.size, _CHUNK))
-            below = sum(((mu - row[i:min(i + _CHUNK, k)]) ** b1).sum() for i in range(0, k, _CHUNK))
+            above = sum(((row[i:i + CHUNK] - mu) ** b1).sum() for i in range(k, row.size, CHUNK))
+            below = sum(((mu - row[i:min(i + CHUNK, k)]) ** b1).sum() for i in range(0, k, CHUNK))
             return np.array([above - below])
         r = x[rows] - m[:, None]
         return (np.sign(r) * np.abs(r) ** b1_all[rows, None]).sum(axis=1)  # decreasing in m

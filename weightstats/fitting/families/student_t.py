@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import BatchFit, Family, row_median
+from .base import CHUNK, BatchFit, Family, row_median
 
 DF_MIN = 0.2
 # Beyond this df the t is indistinguishable from a Gaussian (log-likelihood within n·|excess kurtosis|/(4 df) of it);
@@ -92,9 +92,6 @@ def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
-_CHUNK = 1 << 20  # values per pass over a long row: temporaries stay ~8 MB, not 8 bytes/value
-
-
 def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
     """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²."""
     z = x - loc
@@ -120,11 +117,11 @@ def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
     n = x.shape[1]
     loc, s = theta[:, 0:1], theta[:, 1:2]
     sigma, nu = np.exp(s), 1.0 / theta[:, 2:3]
-    if n <= _CHUNK:
+    if n <= CHUNK:
         sums = _partial_sums(x, loc, sigma, nu, want_derivs)
     else:
-        sums = sum(_partial_sums(x[:, i:i + _CHUNK], loc, sigma, nu, want_derivs)
-                   for i in range(0, n, _CHUNK))
+        sums = sum(_partial_sums(x[:, i:i + CHUNK], loc, sigma, nu, want_derivs)
+                   for i in range(0, n, CHUNK))
     sum_log = sums[:, 0]
     ll = n * (_c(nu[:, 0]) - s[:, 0]) - 0.5 * (nu[:, 0] + 1) * sum_log
     if not want_derivs:
