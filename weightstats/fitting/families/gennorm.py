@@ -227,7 +227,7 @@ def _update_loc(x, beta, loc, half_width, rel_tol):
 
 
 def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
-                     half_width=None, rel_tol: float = 1e-12):
+                     rel_tol: float = 1e-12):
     """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature)."""
     loc = row_median(x) if loc0 is None else loc0.copy()
     if beta0 is None:
@@ -236,8 +236,7 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
         beta0 = _beta_from_kurtosis(np.mean(dev**4, axis=1) / m2**2 - 3.0)
     beta, s, ll, d2 = _beta_newton(x, loc, beta0)
     spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
-    if half_width is None:
-        half_width = 0.5 * spread
+    half_width = 0.5 * spread
     for _ in range(rounds):
         new_loc = _update_loc(x, beta, loc, half_width, rel_tol)
         moved = np.abs(new_loc - loc)
