@@ -59,12 +59,14 @@ def check_options(
     if bad or not kds:
         raise OptionError(f"unknown kind {', '.join(bad) or '(none)'}; "
                           f"valid kinds: {','.join(KNOWN_KINDS)}")
-    # Same floors as the fitter (10 weights; 19 replicates = smallest p-value of 0.05), checked
-    # here so a bad value fails before any weights are loaded, with the CLI flag's name.
-    if int(ks_sample) < 10:
-        raise OptionError(f"--ks-sample must be at least 10 weights, got {ks_sample}")
-    if int(ks_replicates) < 19:
-        raise OptionError(f"--ks-replicates must be at least 19, got {ks_replicates}")
+    # The fitter's own floors, checked here so a bad value fails before any weights are loaded,
+    # with the CLI flag's name.
+    from weightstats.fitting.fit import MIN_KS_REPLICATES, MIN_KS_SAMPLE
+
+    if int(ks_sample) < MIN_KS_SAMPLE:
+        raise OptionError(f"--ks-sample must be at least {MIN_KS_SAMPLE} weights, got {ks_sample}")
+    if int(ks_replicates) < MIN_KS_REPLICATES:
+        raise OptionError(f"--ks-replicates must be at least {MIN_KS_REPLICATES}, got {ks_replicates}")
     if int(min_size) < 1:
         raise OptionError(f"--min-size must be at least 1, got {min_size}")
     if int(jobs) < 1:

@@ -20,6 +20,8 @@ from .result import TensorFit
 
 MIN_N = 30  # below this a three-parameter fit and its tests mean little
 _SORT_NARROW_UP_TO = 1 << 23
+MIN_KS_SAMPLE = 10
+MIN_KS_REPLICATES = 19  # the smallest count whose Monte Carlo p-value can reach 0.05
 _Z95 = stats.norm.ppf(0.975)
 
 
@@ -56,10 +58,11 @@ def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins:
         raise OptionError("no families given; choose from normal, laplace, t, gennorm")
     if len(set(names)) != len(names):
         raise OptionError(f"families listed twice: {', '.join(families)}")
-    if int(ks_sample) < 10:
-        raise OptionError(f"KS subsample size must be at least 10 (got {ks_sample})")
-    if int(ks_replicates) < 19:
-        raise OptionError(f"bootstrap replicates must be at least 19 (got {ks_replicates})")
+    if int(ks_sample) < MIN_KS_SAMPLE:
+        raise OptionError(f"KS subsample size must be at least {MIN_KS_SAMPLE} (got {ks_sample})")
+    if int(ks_replicates) < MIN_KS_REPLICATES:
+        raise OptionError(f"bootstrap replicates must be at least {MIN_KS_REPLICATES} "
+                          f"(got {ks_replicates})")
     if int(bins) < 1:
         raise OptionError(f"histogram bins must be positive (got {bins})")
     return names
