@@ -93,6 +93,27 @@ def test_comparisons_nested_and_vuong():
     assert row.mean_llr_per_weight == pytest.approx(d.mean(), rel=1e-9)
 
 
+def test_vuong_moments_of_every_pair_match_scipy_pointwise():
+    """All six pairs, on more values than one chunk holds, against scipy's own log-densities."""
+    from weightstats.fitting.families.base import CHUNK
+
+    x = stats.t.rvs(5.0, 0.001, 0.02, size=2 * CHUNK + 12_345, random_state=np.random.default_rng(8))
+    fit = fit_tensor(x)
+    frame = fit.to_frame().set_index("family")
+    dist = {"normal": stats.norm, "laplace": stats.laplace, "t": stats.t, "gennorm": stats.gennorm}
+    pointwise = {}
+    for family, row in frame.iterrows():
+        args = (row["loc"], row["scale"]) if family in ("normal", "laplace") else (
+            row["shape"], row["loc"], row["scale"])
+        pointwise[family] = dist[family].logpdf(x, *args)
+    comp = fit.comparisons()
+    assert len(comp) == 6
+    for row in comp.itertuples():
+        d = pointwise[row.a] - pointwise[row.b]
+        assert row.mean_llr_per_weight == pytest.approx(d.mean(), rel=1e-9, abs=1e-15)
+        assert row.z == pytest.approx(d.mean() / d.std() * np.sqrt(x.size), rel=1e-7)
+
+
 @pytest.mark.slow
 def test_untrained_resnet50_conv_layers_are_gaussian():
     torch = pytest.importorskip("torch")

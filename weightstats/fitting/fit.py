@@ -165,6 +165,9 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     z -= center
     z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)
+    # Where exact zeros are stored (pruned weights); a fit that puts loc on them reports exactly 0,
+    # not 0 plus rounding, which matters when a degenerate fit's scale is tinier than the rounding.
+    z_of_zero = (0.0 / top - center) / spread if zeros else None
 
     m = subsample_size(n, int(ks_sample))
     rng = np.random.default_rng(int(seed))
@@ -174,7 +177,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         fam = get_family(name)
         fit = fam.fit(z)
         zp = (float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0]))
-        loc, scale, shape = shift + unit * zp[0], unit * zp[1], zp[2]
+        loc = 0.0 if zp[0] == z_of_zero else shift + unit * zp[0]
+        scale, shape = unit * zp[1], zp[2]
         k, ll = fam.n_params, float(fit.loglik[0]) - n * log_unit
         # Pointwise log-densities up to the constant -log_unit (the same for all families).
         logpdfs[name] = lambda v, f=fam, p=zp: f.logpdf(v, *p)

@@ -62,7 +62,7 @@ class Family(ABC):
         return self.fit_rows(x_sorted[np.newaxis, :])
 
 
-CHUNK = 1 << 20  # columns per pass over long rows: temporaries stay ~8 MB per row
+CHUNK = 1 << 16  # columns per pass over long rows: temporaries stay ~8 MB per row
 
 
 def row_sum(x: np.ndarray, fn) -> np.ndarray:
