@@ -363,7 +363,15 @@ def _fit_long_row(x: np.ndarray):
     subsample of the sorted values), then polish on every value."""
     n = x.shape[1]
     stride = x[:, :: n // _SUBSAMPLE]
-    loc, beta, *_ = fit_gennorm_rows(stride)
+    start = None
+    dev = stride[0] - stride[0].mean()
+    beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))
+    if _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
+        # The mean, not the median: a start on a data value has no loc curvature.
+        start = _polish_newton(stride[0], float(stride[0].mean()), float(beta0[0]), max_steps=30)
+    if start is None:
+        start = fit_gennorm_rows(stride)
+    loc, beta = start[0], start[1]
     if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
         polished = _polish_newton(x[0], float(loc[0]), float(beta[0]))
         if polished is not None:
@@ -397,9 +405,15 @@ class GenNorm(Family):
             loc, beta, s, ll, d2 = _fit_long_row(x)
         else:
             loc0 = beta0 = None
+            polished = None
             if start is not None:
                 loc0, beta0 = start.loc, start.shape
-            loc, beta, s, ll, d2 = fit_gennorm_rows(x, loc0, beta0)
+                if x.shape[0] == 1 and _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
+                    # A start from the same data's larger sample is close: Newton needs few passes.
+                    polished = _polish_newton(x[0], float(loc0[0]), float(beta0[0]), max_steps=30)
+            if polished is None:
+                polished = fit_gennorm_rows(x, loc0, beta0)
+            loc, beta, s, ll, d2 = polished
         scale = (beta * s / n) ** (1.0 / beta)
         at_bound = (beta <= BETA_MIN * (1 + 1e-9)) | (beta >= BETA_MAX * (1 - 1e-9))
         with np.errstate(invalid="ignore", divide="ignore"):
