@@ -139,10 +139,12 @@ def test_gennorm_polish_on_skewed_real_weights_reaches_the_joint_optimum():
 
 
 @pytest.mark.parametrize("case", ["gennorm(1.35)", "gennorm(3)", "gennorm(6)", "skewnorm(3)",
-                                  "two t(5) clusters", "float16-rounded normal"])
-def test_gennorm_newton_polish_on_long_rows_matches_coordinate_ascent(case):
-    """Long rows are polished by joint Newton steps in (loc, log beta) on every value; the result
-    must be at least as good as slow coordinate ascent on every value throughout."""
+                                  "two t(5) clusters", "float16-rounded normal", "laplace",
+                                  "two gennorm(0.7) clusters"])
+def test_gennorm_polish_on_long_rows_matches_coordinate_ascent(case):
+    """Long rows are polished on every value: by joint Newton steps in (loc, log beta) where beta
+    is above 1.3, by bracketed loc searches and beta Newton steps below. The result must be at
+    least as good as slow coordinate ascent on every value throughout."""
     from weightstats.fitting.families.gennorm import GenNorm, fit_gennorm_rows
 
     rng = np.random.default_rng(len(case))
@@ -154,6 +156,10 @@ def test_gennorm_newton_polish_on_long_rows_matches_coordinate_ascent(case):
         "skewnorm(3)": lambda: stats.skewnorm.rvs(3.0, size=n, random_state=rng),
         "two t(5) clusters": lambda: np.r_[rng.standard_t(5, 4 * n // 5), 2 + rng.standard_t(5, n // 5)],
         "float16-rounded normal": lambda: rng.standard_normal(n).astype(np.float16).astype(float),
+        "laplace": lambda: rng.laplace(0.0, 1.0, n),
+        "two gennorm(0.7) clusters": lambda: np.r_[
+            stats.gennorm.rvs(0.7, size=4 * n // 5, random_state=rng),
+            3 + stats.gennorm.rvs(0.7, size=n // 5, random_state=rng)],
     }[case]()
     z = np.sort((x - x.mean()) / x.std())
     polished = GenNorm().fit(z).loglik[0]

@@ -376,19 +376,30 @@ def _fit_long_row(x: np.ndarray):
         polished = _polish_newton(x[0], float(loc[0]), float(beta[0]))
         if polished is not None:
             return polished
-    # Coordinate ascent: loc by a narrow bracketed root search where the objective is smooth,
-    # then beta by Newton. loc and beta are nearly orthogonal.
-    half = 2e-3 * np.median(np.abs(stride - loc[:, None]), axis=1) + 1e-300
-    for _round in range(4):
+    # Coordinate ascent: loc by a narrow bracketed search, then beta by Newton. loc and beta are
+    # nearly orthogonal; skewed data couple them, so rounds repeat until the likelihood stops
+    # rising, each bracketing loc within a few times its last move.
+    spread = float(np.median(np.abs(stride - loc[:, None]))) + 1e-300
+    half = 2e-3 * spread
+    beta, s, ll, d2 = _beta_newton(x, loc, beta)
+    for _round in range(8):
         if beta[0] > 1.05:
-            loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
-        else:  # cusps at the data points: a bracketing search that needs no derivative
-            loc = _snap_to_data(x, beta, _loc_golden(x, beta, loc - half, loc + half, rel_tol=1e-6))
-        previous = beta.copy()
-        beta, s, ll, d2 = _beta_newton(x, loc, beta)
-        # Skewed data couple loc and beta: repeat until beta no longer moves.
-        if np.all(np.abs(np.log(beta / previous)) < 1e-7):
+            new_loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
+        else:  # cusps at the data points: a bracketing search that needs no derivative, to
+            # 1e-7 of the spread (below the gap between neighbouring values of a few million),
+            # then onto the best neighbouring data value
+            new_loc = _loc_golden(x, beta, loc - half, loc + half,
+                                  rel_tol=min(0.1, 5e-8 * spread / half))
+            new_loc = _snap_to_data(x, beta, new_loc)
+        new = _beta_newton(x, new_loc, beta)
+        gain = new[2][0] - ll[0]
+        if gain < 0:
             break
+        moved = float(abs(new_loc[0] - loc[0]))
+        loc, (beta, s, ll, d2) = new_loc, new
+        if gain <= 1e-12 * abs(ll[0]):
+            break
+        half = max(4.0 * moved, 1e-7 * spread)
     return loc, beta, s, ll, d2
 
 
