@@ -125,6 +125,15 @@ def w_ws_model(z, mode):
     return {"wall": wall, "covered": f"{len(rep[0].layers)}/54 (conv+linear, jobs=1)"}
 
 
+def w_ws_model_jobs2(z, mode):
+    import weightstats
+
+    model, rep = resnet50(), []
+    ws_fit(np.arange(50.0))
+    wall = timed(lambda: rep.append(weightstats.fit_model(model, jobs=2)))
+    return {"wall": wall, "covered": f"{len(rep[0].layers)}/54 (conv+linear, 2 threads)"}
+
+
 def w_ws_largest(z, mode):
     ws_fit(np.arange(50.0))
     x = z[LARGEST]
@@ -255,6 +264,8 @@ ROWS = {
                    "valid KS p (bootstrap null tables), Vuong"),
     "ws_model": (w_ws_model, "model", "weightstats fit_model(nn.Module)",
                  "same as above + layer selection, report object"),
+    "ws_model_jobs2": (w_ws_model_jobs2, "model", "weightstats fit_model(nn.Module, jobs=2)",
+                       "same as above, layers on 2 threads (identical numbers)"),
     "naive": (w_naive, "model", "naive scipy",
               "norm/laplace/t .fit + scipy.stats.kstest each (KS p-values invalid: fitted params)"),
     "fitter": (w_fitter, "model", "fitter",

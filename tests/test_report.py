@@ -195,6 +195,43 @@ def test_fit_model_selects_by_pattern_and_families() -> None:
 def test_jobs_give_identical_numbers(report: ModelReport) -> None:
     parallel = fit_model(make_state(), jobs=2, **FAST)
     pd.testing.assert_frame_equal(parallel.table, report.table)
+    pd.testing.assert_frame_equal(parallel.comparisons(), report.comparisons())
+
+
+def _fit_threads_alive() -> list[str]:
+    import threading
+    import time
+
+    for _ in range(200):  # a running fit ends on its own; queued ones must never start
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("weightstats-fit")]
+        if not alive:
+            break
+        time.sleep(0.01)
+    return alive
+
+
+@pytest.mark.parametrize("error", [ValueError("layer failed"), KeyboardInterrupt()],
+                         ids=["error", "ctrl-c"])
+def test_jobs_hand_a_worker_error_to_the_caller_and_stop(monkeypatch, error) -> None:
+    """An exception (or Ctrl-C) in one layer's fit reaches the caller, layers still queued are
+    never fitted, and no worker thread is left behind."""
+    import weightstats.fitting
+
+    rng = np.random.default_rng(0)
+    state = {f"l{i}.weight": rng.standard_normal((32, 32)).astype(np.float32) for i in range(12)}
+    real, calls = weightstats.fitting.fit_tensor, []
+
+    def failing(array, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error
+        return real(array, *args, **kwargs)
+
+    monkeypatch.setattr(weightstats.fitting, "fit_tensor", failing)
+    with pytest.raises(type(error)):
+        fit_model(state, jobs=2, **FAST)
+    assert _fit_threads_alive() == []
+    assert len(calls) <= 2 + 3  # the failing one, plus at most jobs + 1 in flight
 
 
 def test_unfittable_layers_are_reported_not_dropped(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def _fit_options(f: Any) -> Any:
                      help="Comma list of outputs: csv, md, json, html, png."),
         click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
         click.option("--jobs", type=int, default=1, show_default=True,
-                     help="Worker processes (results identical to --jobs 1)."),
+                     help="Layers fitted at once, on threads (results identical to --jobs 1)."),
         click.option("--allow-pickle", is_flag=True,
                      help="Allow pickle checkpoints (runs code from the file: trusted only)."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),

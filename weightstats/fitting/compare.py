@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .families.base import CHUNK
+from .families.base import CHUNK, dot
 
 # (smaller, larger) -> (test name, boundary?)
 NESTED = {
@@ -26,10 +26,10 @@ ALPHA = 0.05
 def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> dict:
     """Mean and variance of d = logpdf_a - logpdf_b over ``x`` for every pair, in chunks.
 
-    Each chunk evaluates every log-density once. Differences to the first family are centred and
-    their 2-D Gram matrix gives every pair's sum of squares in one small matrix product, instead of
-    a difference and a dot product per pair; the differences are small numbers, so nothing cancels
-    the way raw log-densities (all near -1.4) would. Per-chunk moments are merged with Chan et
+    Each chunk evaluates every log-density once. Differences to the first family are centred, and
+    their Gram matrix (six dot products for four families) gives every pair's sum of squares,
+    instead of a difference and a dot product per pair; the differences are small numbers, so
+    nothing cancels the way raw log-densities (all near -1.4) would. Per-chunk moments are merged with Chan et
     al.'s update, which is as accurate as a two-pass computation; memory stays at a few MB.
     """
     names = list(logpdfs)
@@ -47,7 +47,10 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> d
         values[0] = 0.0
         mean_c = values.mean(axis=1)
         values -= mean_c[:, None]
-        gram_c = values @ values.T
+        gram_c = np.zeros((len(names), len(names)))  # row and column 0 stay zero
+        for a in range(1, len(names)):
+            for b in range(a, len(names)):
+                gram_c[a, b] = gram_c[b, a] = dot(values[a], values[b])
         delta = mean_c - mean
         total = n_seen + k
         mean += delta * (k / total)

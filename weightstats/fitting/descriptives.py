@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .families.base import CHUNK
+from .families.base import CHUNK, dot
 
 
 def describe(x_sorted: np.ndarray) -> dict[str, float]:
@@ -19,8 +19,8 @@ def describe(x_sorted: np.ndarray) -> dict[str, float]:
         dev = x_sorted[i:i + CHUNK] - mean
         dev2 = dev * dev
         m2 += float(dev2.sum())
-        m3 += float(np.dot(dev2, dev))
-        m4 += float(np.dot(dev2, dev2))
+        m3 += dot(dev2, dev)
+        m4 += dot(dev2, dev2)
     m2, m3, m4 = m2 / n, m3 / n, m4 / n
     lo, hi = np.searchsorted(x_sorted, 0.0, "left"), np.searchsorted(x_sorted, 0.0, "right")
     return {

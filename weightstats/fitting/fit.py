@@ -13,7 +13,7 @@ from ..errors import OptionError
 from .compare import compare_pair, llr_moments
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
-from .families.base import CHUNK
+from .families.base import CHUNK, dot
 from .ks import ks_statistic_sorted
 from .nulltables import bootstrap_pvalue, subsample_size
 from .result import TensorFit
@@ -160,7 +160,7 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     top = max(abs(lo_x), abs(hi_x))
     z /= top
     center = float(z.sum() / n)
-    spread = math.sqrt(sum(float(np.dot(c - center, c - center))
+    spread = math.sqrt(sum(dot(c - center, c - center)
                            for c in (z[i:i + CHUNK] for i in range(0, n, CHUNK))) / n)
     z -= center
     z /= spread

@@ -77,3 +77,13 @@ def row_median(x: np.ndarray) -> np.ndarray:
     if n % 2:
         return x[:, mid].copy()
     return 0.5 * (x[:, mid - 1] + x[:, mid])
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Dot product of two 1-D arrays without BLAS.
+
+    OpenBLAS threads spin after each call and then compete with the elementwise passes that
+    follow (and with worker processes under --jobs): on ResNet-50 BLAS dots made fit_model
+    3.9 s instead of 3.3 s. NumPy's own einsum loop is single-threaded and SIMD.
+    """
+    return float(np.einsum("i,i->", a, b))

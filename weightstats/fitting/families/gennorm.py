@@ -18,6 +18,7 @@ import numpy as np
 from scipy import special, stats
 
 from .base import CHUNK, BatchFit, Family, row_median
+from .base import dot as _dot
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
@@ -295,8 +296,8 @@ def _joint_sums(row: np.ndarray, loc: float, beta: float) -> np.ndarray | None:
             pl = p * la
             inv = np.reciprocal(a, out=a)
             q = p * inv
-            total += (p.sum(), pl.sum(), np.dot(pl, la), sign * q.sum(), sign * np.dot(q, la),
-                      np.dot(q, inv))
+            total += (p.sum(), pl.sum(), _dot(pl, la), sign * q.sum(), sign * _dot(q, la),
+                      _dot(q, inv))
     return total
 
 
