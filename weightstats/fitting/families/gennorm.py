@@ -9,7 +9,8 @@ closed form, ``sigma^beta = beta/n * sum|x - loc|^beta``:
   choice below 1 where the likelihood has cusps at the data points). Vectorized over rows.
 
 For very large samples the search runs on an evenly strided subsample of the sorted data (exact
-quantiles, so its optimum is within ~1/m of the full one) and is then polished on all values.
+quantiles, so its optimum is within ~1/m of the full one) and is then polished on all values, by
+joint Newton steps (``gennorm_newton``) where beta is well above the cusp at 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from scipy import special, stats
 
 from .base import CHUNK, BatchFit, Family, row_median
-from .base import dot as _dot
+from .gennorm_newton import polish_newton, profile_loglik
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
@@ -37,12 +38,6 @@ def _beta_from_kurtosis(kurt: np.ndarray) -> np.ndarray:
     """Invert gennorm's excess kurtosis (decreasing in beta) as a starting value."""
     k = np.clip(kurt, _KURT_TABLE[-1], _KURT_TABLE[0])
     return np.interp(k, _KURT_TABLE[::-1], _BETA_TABLE[::-1])
-
-
-def _profile_loglik(n: int, beta: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Log-likelihood with the scale at its optimum given loc and beta (s = sum|x-loc|^beta)."""
-    log_sigma = np.log(beta * s / n) / beta
-    return n * (np.log(0.5 * beta) - special.gammaln(1.0 / beta) - log_sigma - 1.0 / beta)
 
 
 def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int = 60):
@@ -91,7 +86,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     beta = np.clip(beta.astype(float), BETA_MIN, BETA_MAX)
     every = np.arange(x.shape[0])
     s, s1, s2 = sums(every, beta)
-    ll = _profile_loglik(n, beta, s)
+    ll = profile_loglik(n, beta, s)
     d2 = np.full(beta.shape, np.nan)
     rows = every
     for _ in range(max_iter):
@@ -117,7 +112,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
             r = rows[pending]
             trial = np.clip(beta[r] * np.exp(t[pending] * step[pending]), BETA_MIN, BETA_MAX)
             ts, ts1, ts2 = sums(r, trial)
-            tll = _profile_loglik(n, trial, ts)
+            tll = profile_loglik(n, trial, ts)
             ok = tll >= ll[r] - 1e-13 * np.abs(ll[r])
             acc = r[ok]
             beta[acc], s[acc], s1[acc], s2[acc], ll[acc] = trial[ok], ts[ok], ts1[ok], ts2[ok], tll[ok]
@@ -277,88 +272,6 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
     return loc, beta, s, ll, d2
 
 
-def _joint_sums(row: np.ndarray, loc: float, beta: float) -> np.ndarray | None:
-    """One pass over a sorted row at (loc, beta): S = sum|r|^beta with its first two beta
-    derivatives, and the loc derivatives G = sum sign(r)|r|^(beta-1), dG/dbeta and H =
-    sum|r|^(beta-2). None when a value equals loc, where H is infinite for beta < 2."""
-    lo, hi = np.searchsorted(row, loc, "left"), np.searchsorted(row, loc, "right")
-    if hi > lo:
-        return None
-    total = np.zeros(6)
-    # The row is sorted, so the sign of r is known per part: no sign or abs passes.
-    for part, sign in ((row[:lo], -1.0), (row[hi:], 1.0)):
-        for i in range(0, part.size, CHUNK):
-            a = part[i:i + CHUNK] - loc
-            if sign < 0:
-                np.negative(a, out=a)
-            la = np.log(a)
-            p = np.exp(beta * la)
-            pl = p * la
-            inv = np.reciprocal(a, out=a)
-            q = p * inv
-            total += (p.sum(), pl.sum(), _dot(pl, la), sign * q.sum(), sign * _dot(q, la),
-                      _dot(q, inv))
-    return total
-
-
-def _joint_derivatives(n: int, beta: float, sums: np.ndarray):
-    """Profile log-likelihood with its gradient and Hessian in (loc, log beta)."""
-    s, s1, s2, g, g1, h = sums
-    b = beta
-    ll = float(_profile_loglik(n, np.array([b]), np.array([s]))[0])
-    lg, r1, r2 = np.log(b * s / n), s1 / s, s2 / s
-    psi, psi1 = special.digamma(1 / b), special.polygamma(1, 1 / b)
-    d1 = n / b + n * psi / b**2 + n / b**2 * lg - n / b * r1
-    dd = (-n / b**2 - n * psi1 / b**4 - 2 * n * psi / b**3 - 2 * n / b**3 * lg + n / b**3
-          + 2 * n / b**2 * r1 - n / b * (r2 - r1**2))
-    h_tt = b**2 * dd + b * d1
-    grad = np.array([n * g / s, b * d1])
-    h_mm = n * (b * g**2 / s**2 - (b - 1) * h / s)
-    h_mt = b * n * (g1 / s - g * s1 / s**2)
-    return ll, grad, np.array([[h_mm, h_mt], [h_mt, h_tt]]), h_tt
-
-
-def _polish_newton(row: np.ndarray, loc: float, beta: float, max_steps: int = 8):
-    """Joint Newton ascent in (loc, log beta) on every value of one sorted row, from a start near
-    the optimum: each step is one fused pass (log, exp, reciprocal), and a start on exact
-    quantiles typically needs one or two steps. None where Newton is not safe (beta near the loc
-    cusps at 1 or at the bound, a value equal to loc, an indefinite Hessian); the caller then
-    falls back to coordinate ascent."""
-    n = row.size
-    sums = _joint_sums(row, loc, beta)
-    if sums is None:
-        return None
-    ll, grad, hess, d2 = _joint_derivatives(n, beta, sums)
-    for _ in range(max_steps):
-        neg = -hess
-        if not (neg[0, 0] > 0 and neg[1, 1] > 0 and np.linalg.det(neg) > 0):
-            return None
-        step = np.linalg.solve(neg, grad)
-        # Newton decrement: the predicted remaining gain; 1e-12 of |loglik| is far below the
-        # 1e-9 relative accuracy promised against scipy.
-        if 0.5 * float(grad @ step) < 1e-12 * abs(ll):
-            return np.array([loc]), np.array([beta]), np.array([sums[0]]), np.array([ll]), \
-                np.array([d2])
-        step[1] = np.clip(step[1], -0.5, 0.5)
-        t = 1.0
-        for _halving in range(10):
-            trial_loc, trial_beta = loc + t * step[0], beta * np.exp(t * step[1])
-            if not _NEWTON_BETA[0] <= trial_beta <= _NEWTON_BETA[1]:
-                return None
-            trial = _joint_sums(row, trial_loc, trial_beta)
-            if trial is None:
-                return None
-            t_ll, t_grad, t_hess, t_d2 = _joint_derivatives(n, trial_beta, trial)
-            if t_ll >= ll - 1e-13 * abs(ll):
-                loc, beta, sums, ll, grad, hess, d2 = (trial_loc, trial_beta, trial, t_ll, t_grad,
-                                                       t_hess, t_d2)
-                break
-            t *= 0.5
-        else:
-            return None
-    return None
-
-
 def _fit_long_row(x: np.ndarray):
     """Fit one long sorted row: locate the optimum on exact quantiles (an evenly strided
     subsample of the sorted values), then polish on every value."""
@@ -369,12 +282,13 @@ def _fit_long_row(x: np.ndarray):
     beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))
     if _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
         # The mean, not the median: a start on a data value has no loc curvature.
-        start = _polish_newton(stride[0], float(stride[0].mean()), float(beta0[0]), max_steps=30)
+        start = polish_newton(stride[0], float(stride[0].mean()), float(beta0[0]),
+                              _NEWTON_BETA, max_steps=30)
     if start is None:
         start = fit_gennorm_rows(stride)
     loc, beta = start[0], start[1]
     if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
-        polished = _polish_newton(x[0], float(loc[0]), float(beta[0]))
+        polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA)
         if polished is not None:
             return polished
     # Coordinate ascent: loc by a narrow bracketed search, then beta by Newton. loc and beta are
@@ -422,7 +336,8 @@ class GenNorm(Family):
                 loc0, beta0 = start.loc, start.shape
                 if x.shape[0] == 1 and _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
                     # A start from the same data's larger sample is close: Newton needs few passes.
-                    polished = _polish_newton(x[0], float(loc0[0]), float(beta0[0]), max_steps=30)
+                    polished = polish_newton(x[0], float(loc0[0]), float(beta0[0]), _NEWTON_BETA,
+                                             max_steps=30)
             if polished is None:
                 polished = fit_gennorm_rows(x, loc0, beta0)
             loc, beta, s, ll, d2 = polished
