@@ -219,7 +219,7 @@ def fit_model(
     seed : int
         Passed unchanged to every layer's fit (results do not depend on ``jobs``).
     jobs : int
-        Layers fitted at once, on threads (about 1.7x faster with 2 on 2 cores); 1 fits in
+        Layers fitted at once, on threads (ResNet-50: 1.5x faster with 2 on 2 cores); 1 fits in
         the calling thread.
     allow_pickle : bool
         Allow pickle-based checkpoint formats (runs code from the file: trusted files only).
