@@ -94,13 +94,6 @@ def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
     )
 
 
-def _fit_array(array: Any, families: tuple[str, ...], kwargs: dict[str, Any]) -> Any:
-    """Worker body (top level so process pools can pickle it)."""
-    from weightstats.fitting import fit_tensor
-
-    return fit_tensor(array, families, **kwargs)
-
-
 def _fit_serial(tensors: list[Any], families: tuple[str, ...], kwargs: dict[str, Any],
                 tick: Callable[[str], None]) -> Iterator[Any]:
     from weightstats.fitting import fit_tensor

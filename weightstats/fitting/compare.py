@@ -29,8 +29,9 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> d
     Each chunk evaluates every log-density once. Differences to the first family are centred, and
     their Gram matrix (six dot products for four families) gives every pair's sum of squares,
     instead of a difference and a dot product per pair; the differences are small numbers, so
-    nothing cancels the way raw log-densities (all near -1.4) would. Per-chunk moments are merged with Chan et
-    al.'s update, which is as accurate as a two-pass computation; memory stays at a few MB.
+    nothing cancels the way raw log-densities (all near -1.4) would. Per-chunk moments are merged
+    with Chan et al.'s update, which is as accurate as a two-pass computation; memory stays at a
+    few MB.
     """
     names = list(logpdfs)
     index = {name: i for i, name in enumerate(names)}
