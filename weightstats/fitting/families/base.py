@@ -72,6 +72,15 @@ def row_sum(x: np.ndarray, fn) -> np.ndarray:
     return sum(fn(x[:, i:i + CHUNK]).sum(axis=1) for i in range(0, x.shape[1], CHUNK))
 
 
+def strided_quantiles(x: np.ndarray, m: int) -> np.ndarray:
+    """About ``m`` evenly spaced order statistics of each sorted row, from the middle of each block
+    of ``n // m`` values: exact quantiles at (i + 1/2) / m, so a fit on them starts unbiased (the
+    first value of each block sits half a block low and moved gennorm's loc by 2e-4 of the spread,
+    which cost a polishing pass)."""
+    step = x.shape[1] // m
+    return x[:, step // 2 :: step]
+
+
 def row_median(x: np.ndarray) -> np.ndarray:
     """Median of each row of a row-sorted array without re-sorting."""
     n = x.shape[1]

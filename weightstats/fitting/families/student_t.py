@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_median
+from .base import CHUNK, BatchFit, Family, row_median, strided_quantiles
 
 DF_MIN = 0.2
 # Beyond this df the t is indistinguishable from a Gaussian (log-likelihood within n·|excess kurtosis|/(4 df) of it);
@@ -232,7 +232,7 @@ class StudentT(Family):
         theta0 = None
         if x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
             # Converge on exact quantiles first; the full data then needs one or two Newton steps.
-            theta0, *_ = fit_t_rows(x[:, :: x.shape[1] // _SUBSAMPLE])
+            theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
         elif start is not None:
             theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
         theta, ll, at_bound, hess = fit_t_rows(x, theta0)
