@@ -160,8 +160,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     top = max(abs(lo_x), abs(hi_x))
     z /= top
     center = float(z.sum() / n)
-    spread = math.sqrt(sum(dot(c - center, c - center)
-                           for c in (z[i:i + CHUNK] for i in range(0, n, CHUNK))) / n)
+    spread = math.sqrt(sum(dot(d, d) for d in (z[i:i + CHUNK] - center for i in range(0, n, CHUNK)))
+                       / n)
     z -= center
     z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)

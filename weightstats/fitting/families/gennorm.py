@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_median, strided_quantiles
-from .gennorm_newton import polish_newton, profile_loglik
+from .base import CHUNK, BatchFit, Family, row_dot, row_median, row_sum, strided_quantiles
+from .gennorm_newton import log_beta_derivatives, polish_newton, profile_loglik
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
@@ -86,7 +86,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
             pl = p * lr
             total[:, 0] += p.sum(axis=1)
             total[:, 1] += pl.sum(axis=1)
-            total[:, 2] += np.einsum("ij,ij->i", pl, lr)
+            total[:, 2] += row_dot(pl, lr)
         return total[:, 0], total[:, 1], total[:, 2]
 
     beta = np.clip(beta.astype(float), BETA_MIN, BETA_MAX)
@@ -97,13 +97,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     rows = every
     for _ in range(max_iter):
         b = beta[rows]
-        lg = np.log(b * s[rows] / n)
-        r1, r2 = s1[rows] / s[rows], s2[rows] / s[rows]
-        psi, psi1 = special.digamma(1 / b), special.polygamma(1, 1 / b)
-        d1 = n / b + n * psi / b**2 + n / b**2 * lg - n / b * r1
-        dd = (-n / b**2 - n * psi1 / b**4 - 2 * n * psi / b**3 - 2 * n / b**3 * lg + n / b**3
-              + 2 * n / b**2 * r1 - n / b * (r2 - r1**2))
-        g, h = b * d1, b**2 * dd + b * d1  # derivatives in log(beta)
+        g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
         d2[rows] = h
         step = np.where(h < 0, -g / np.where(h < 0, h, 1.0), np.sign(g) * 0.5)
         step = np.clip(step, -1.0, 1.0)
@@ -135,9 +129,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
 
 def _abs_power_sum(x: np.ndarray, beta: np.ndarray, loc: np.ndarray) -> np.ndarray:
     """Per-row sum |x - loc|^beta, in column chunks."""
-    b = beta[:, None]
-    return sum((np.abs(x[:, i:i + CHUNK] - loc[:, None]) ** b).sum(axis=1)
-               for i in range(0, x.shape[1], CHUNK))
+    return row_sum(x, lambda c: np.abs(c - loc[:, None]) ** beta[:, None])
 
 
 def _snap_to_data(x: np.ndarray, beta: np.ndarray, loc: np.ndarray) -> np.ndarray:

@@ -21,6 +21,18 @@ def profile_loglik(n: int, beta: np.ndarray, s: np.ndarray) -> np.ndarray:
     return n * (np.log(0.5 * beta) - special.gammaln(1.0 / beta) - log_sigma - 1.0 / beta)
 
 
+def log_beta_derivatives(n: int, beta, s, s1, s2):
+    """First and second derivatives of the profile log-likelihood in log(beta) at fixed loc, from
+    S = sum|x - loc|^beta and its first two beta derivatives S1, S2 (arrays or scalars)."""
+    b = beta
+    lg, r1, r2 = np.log(b * s / n), s1 / s, s2 / s
+    psi, psi1 = special.digamma(1 / b), special.polygamma(1, 1 / b)
+    d1 = n / b + n * psi / b**2 + n / b**2 * lg - n / b * r1
+    dd = (-n / b**2 - n * psi1 / b**4 - 2 * n * psi / b**3 - 2 * n / b**3 * lg + n / b**3
+          + 2 * n / b**2 * r1 - n / b * (r2 - r1**2))
+    return b * d1, b**2 * dd + b * d1
+
+
 def _joint_sums(row: np.ndarray, loc: float, beta: float) -> np.ndarray | None:
     """One pass over a sorted row at (loc, beta): S = sum|r|^beta with its first two beta
     derivatives, and the loc derivatives G = sum sign(r)|r|^(beta-1), dG/dbeta and H =
@@ -50,13 +62,8 @@ def _joint_derivatives(n: int, beta: float, sums: np.ndarray):
     s, s1, s2, g, g1, h = sums
     b = beta
     ll = float(profile_loglik(n, np.array([b]), np.array([s]))[0])
-    lg, r1, r2 = np.log(b * s / n), s1 / s, s2 / s
-    psi, psi1 = special.digamma(1 / b), special.polygamma(1, 1 / b)
-    d1 = n / b + n * psi / b**2 + n / b**2 * lg - n / b * r1
-    dd = (-n / b**2 - n * psi1 / b**4 - 2 * n * psi / b**3 - 2 * n / b**3 * lg + n / b**3
-          + 2 * n / b**2 * r1 - n / b * (r2 - r1**2))
-    h_tt = b**2 * dd + b * d1
-    grad = np.array([n * g / s, b * d1])
+    g_t, h_tt = log_beta_derivatives(n, b, s, s1, s2)
+    grad = np.array([n * g / s, g_t])
     h_mm = n * (b * g**2 / s**2 - (b - 1) * h / s)
     h_mt = b * n * (g1 / s - g * s1 / s**2)
     return ll, grad, np.array([[h_mm, h_mt], [h_mt, h_tt]]), h_tt

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_median, strided_quantiles
+from .base import CHUNK, BatchFit, Family, row_dot, row_median, strided_quantiles
 
 DF_MIN = 0.2
 # Beyond this df the t is indistinguishable from a Gaussian (log-likelihood within n·|excess kurtosis|/(4 df) of it);
@@ -87,11 +87,6 @@ def _start(x: np.ndarray) -> np.ndarray:
     return np.stack([loc, np.log(scale), 1.0 / nu], axis=1)
 
 
-def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise dot products (einsum: ~3x faster than BLAS dot on this kind of machine)."""
-    return np.einsum("ij,ij->i", a, b)
-
-
 def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
     """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²."""
     z = x - loc
@@ -108,8 +103,8 @@ def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarra
     inv_a = np.divide(1.0, a, out=a)
     qa = q * inv_a
     za = z * inv_a
-    return np.stack([sum_log, _rowdot(q, inv_a), _rowdot(qa, inv_a), _rowdot(z, inv_a),
-                     _rowdot(za, inv_a), _rowdot(inv_a, inv_a)], axis=1)
+    return np.stack([sum_log, row_dot(q, inv_a), row_dot(qa, inv_a), row_dot(z, inv_a),
+                     row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
 
 
 def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
