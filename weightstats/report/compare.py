@@ -72,7 +72,7 @@ def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
 
 def compare_figure(reports: Sequence[ModelReport]) -> Figure:
     """Share of layers / weights per best family (BIC) per model, and t df / beta per model."""
-    from weightstats.report.figures import COLORS, new_figure
+    from weightstats.report.figures import BETA_SHOWN_UP_TO, COLORS, DF_SHOWN_UP_TO, new_figure
 
     families = list(dict.fromkeys(f for r in reports for f in r.families))
     names = [r.model for r in reports]
@@ -95,18 +95,17 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
         ax.set_title(f"best family by BIC: {title}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     axes[0, 0].legend(fontsize=8)
-    for ax, col, title, log in ((axes[1, 0], "t_df", "Student-t df per layer (≥1000: Gaussian limit)", True),
-                                (axes[1, 1], "gennorm_beta", "generalized normal β per layer (≥6 shown at 6)",
-                                 False)):
+    shapes = ((axes[1, 0], "t_df", DF_SHOWN_UP_TO,
+               f"Student-t df per layer (≥{DF_SHOWN_UP_TO:g}: Gaussian limit)", True),
+              (axes[1, 1], "gennorm_beta", BETA_SHOWN_UP_TO,
+               f"generalized normal β per layer (≥{BETA_SHOWN_UP_TO:g} shown at "
+               f"{BETA_SHOWN_UP_TO:g})", False))
+    for ax, col, cap, title, log in shapes:
         data = []
         for rep in reports:
             w = rep.wide()
             vals = w.loc[w["status"] == "ok", col].to_numpy(dtype=float) if len(w) else []
-            vals = np.asarray(vals, dtype=float)
-            if col == "t_df":  # df at the 1e10 cap is the Gaussian limit: show it at 1000
-                vals = np.minimum(vals, 1e3)
-            else:  # beta up to the bound 20 (uniform-like): show it at 6 to keep 1 and 2 readable
-                vals = np.minimum(vals, 6.0)
+            vals = np.minimum(np.asarray(vals, dtype=float), cap)
             data.append(vals[np.isfinite(vals)] if len(vals) else np.array([]))
         pos = np.arange(1, len(reports) + 1)
         nonempty = [i for i, d in enumerate(data) if d.size]

@@ -27,6 +27,11 @@ NCOLS = 5
 DPI = 80
 COLORS = {"normal": "#1f77b4", "laplace": "#d62728", "t": "#2ca02c", "gennorm": "#9467bd"}
 MARKERS = {"normal": "o", "laplace": "s", "t": "^", "gennorm": "D"}
+# Shape axes are capped so that the interesting range stays readable: t df beyond ~1e3 is the
+# Gaussian limit (fits run to the 1e10 cap), and gennorm beta runs to its bound 20 for
+# uniform-like layers. Capped values are drawn at the cap.
+DF_SHOWN_UP_TO = 1e3
+BETA_SHOWN_UP_TO = 6.0
 
 
 def _label(name: str) -> str:
@@ -202,26 +207,26 @@ def shape_figure(report: ModelReport) -> Figure:
     if len(wide) and "t" in report.families:
         # df beyond ~1e3 is indistinguishable from the Gaussian limit (fits run to the 1e10 cap):
         # draw those at the top of the axis as open markers instead of squashing the rest.
-        top = 1e3
+        top = DF_SHOWN_UP_TO
         df = wide["t_df"].to_numpy(dtype=float)
         ax_t.plot(wide["depth"], np.minimum(df, top), "-", lw=0.8, color=_color("t"))
         inside = df < top
         ax_t.plot(wide["depth"][inside], df[inside], "^", ms=3.5, color=_color("t"))
         if (~inside).any():
             ax_t.plot(wide["depth"][~inside], np.full((~inside).sum(), top), "^", ms=5,
-                      mfc="none", color=_color("t"), label="df ≥ 1000 (Gaussian limit)")
+                      mfc="none", color=_color("t"), label=f"df ≥ {top:g} (Gaussian limit)")
             ax_t.legend(fontsize=8)
         ax_t.set_yscale("log")
     ax_t.set_ylabel("Student-t df (log)")
     ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)
     if len(wide) and "gennorm" in report.families:
-        # beta runs up to the bound 20 for uniform-like layers; cap the display at 6.
+        cap = BETA_SHOWN_UP_TO
         beta = wide["gennorm_beta"].to_numpy(dtype=float)
-        ax_b.plot(wide["depth"], np.minimum(beta, 6.0), "D-", ms=3.5, lw=0.8,
+        ax_b.plot(wide["depth"], np.minimum(beta, cap), "D-", ms=3.5, lw=0.8,
                   color=_color("gennorm"))
-        if (beta > 6).any():
-            ax_b.plot(wide["depth"][beta > 6], np.full((beta > 6).sum(), 6.0), "D", ms=6,
-                      mfc="none", color=_color("gennorm"), label="β ≥ 6 (flat, uniform-like)")
+        if (beta > cap).any():
+            ax_b.plot(wide["depth"][beta > cap], np.full((beta > cap).sum(), cap), "D", ms=6,
+                      mfc="none", color=_color("gennorm"), label=f"β ≥ {cap:g} (flat, uniform-like)")
     ax_b.axhline(2, color=_color("normal"), ls="--", lw=0.9, label="β = 2 (Gaussian)")
     ax_b.axhline(1, color=_color("laplace"), ls="--", lw=0.9, label="β = 1 (Laplace)")
     ax_b.set_ylabel("generalized normal β")
