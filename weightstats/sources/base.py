@@ -23,6 +23,12 @@ def one_line(text: object, limit: int = 200) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def error_reason(err: BaseException) -> str:
+    """A short reason for an exception, never empty (``EOFError()`` has no message)."""
+    text = one_line(err)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def safe_name(text: str) -> str:
     """Turn a spec into a filesystem-safe id (used as ``reports/<name>/``)."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
@@ -138,9 +144,8 @@ class ModelSource:
         except WeightstatsError:
             raise
         except Exception as err:
-            why = f"{type(err).__name__}: {one_line(err)}".rstrip(": ")
             raise LoadError(
-                f"cannot read {self.spec} ({why}): check that "
+                f"cannot read {self.spec} ({error_reason(err)}): check that "
                 "the file is a complete, supported weights file"
             ) from err
 

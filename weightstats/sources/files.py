@@ -23,6 +23,7 @@ from weightstats.layers import infer_kinds
 from weightstats.sources.base import (
     ModelSource,
     WeightTensor,
+    error_reason,
     group_of,
     one_line,
     tensor_to_numpy,
@@ -133,7 +134,7 @@ def index_shards(index_path: Path) -> list[Path]:
         if not all(isinstance(f, str) and f for f in files):
             raise TypeError("weight_map values must be file names")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:
-        raise LoadError(f"{index_path} is not a valid shard index ({_why(err)}): "
+        raise LoadError(f"{index_path} is not a valid shard index ({error_reason(err)}): "
                         "download it again") from None
     return [index_path.parent / f for f in files]
 
@@ -220,10 +221,10 @@ def torch_load(path: Path, allow_pickle: bool) -> Any:
                 f"{path} holds arbitrary Python objects, which could run code when loaded: "
                 "pass --allow-pickle (library: allow_pickle=True) only if you trust the file"
             ) from None
-        raise LoadError(f"{path} is not a readable PyTorch file ({_why(err)}): "
+        raise LoadError(f"{path} is not a readable PyTorch file ({error_reason(err)}): "
                         "download or save it again") from None
     except Exception as err:  # a corrupt pickle can raise almost anything (KeyError, EOFError...)
-        raise LoadError(f"{path} is not a readable PyTorch file ({_why(err)}): "
+        raise LoadError(f"{path} is not a readable PyTorch file ({error_reason(err)}): "
                         "download or save it again") from None
 
 
@@ -277,7 +278,7 @@ def npz_tensors(path: Path) -> Iterator[WeightTensor]:
     except LoadError:
         raise
     except Exception as err:  # BadZipFile, ValueError, EOFError, zlib.error, ...
-        raise LoadError(f"{path} is not a readable .npz file ({_why(err)}): "
+        raise LoadError(f"{path} is not a readable .npz file ({error_reason(err)}): "
                         "save it again with numpy.savez") from None
     kinds = infer_kinds({k: s for k, (s, _) in meta.items()})
     for key, (shape, dtype) in meta.items():
@@ -295,18 +296,12 @@ def npy_tensors(path: Path) -> Iterator[WeightTensor]:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as err:
-        raise LoadError(f"{path} is not a readable .npy file ({_why(err)}): "
+        raise LoadError(f"{path} is not a readable .npy file ({error_reason(err)}): "
                         "save it again with numpy.save") from None
     yield from tensors_from_state_dict({path.stem: arr})
 
 
 # ----------------------------------------------------------------------------- dispatch
-def _why(err: BaseException) -> str:
-    """A short reason for an exception, never empty (``EOFError()`` has no message)."""
-    text = one_line(err)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def check_file(path: Path) -> None:
     """Refuse what cannot be a weights file before any reader touches it.
 
@@ -319,7 +314,7 @@ def check_file(path: Path) -> None:
     try:
         st = path.stat()
     except OSError as err:
-        raise LoadError(f"cannot read {path} ({err.strerror or _why(err)}): check the path "
+        raise LoadError(f"cannot read {path} ({err.strerror or error_reason(err)}): check the path "
                         "and its permissions") from None
     if not stat.S_ISREG(st.st_mode):
         raise LoadError(f"{path} is not a regular file: pass a weights file (.safetensors, "
@@ -331,7 +326,7 @@ def check_file(path: Path) -> None:
         with open(path, "rb") as fh:
             fh.read(1)
     except OSError as err:
-        raise LoadError(f"cannot read {path} ({err.strerror or _why(err)}): check the file's "
+        raise LoadError(f"cannot read {path} ({err.strerror or error_reason(err)}): check the file's "
                         "permissions (e.g. chmod u+r)") from None
 
 
