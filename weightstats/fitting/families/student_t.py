@@ -178,7 +178,8 @@ def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int
         step = _newton_direction(grad[rows], hess[rows], at_cap)
         # Newton decrement: the predicted gain of the next step. Below 1e-13 of |loglik| (far under
         # the 1e-9 relative accuracy promised) the current point is the optimum; skip another pass.
-        decrement = 0.5 * np.einsum("ij,ij->i", step, np.where(at_cap[:, None] & (np.arange(3) == 2), 0.0, grad[rows]))
+        free_grad = np.where(at_cap[:, None] & (np.arange(3) == 2), 0.0, grad[rows])
+        decrement = 0.5 * row_dot(step, free_grad)
         converged = (decrement >= 0) & (decrement < 1e-13 * np.abs(ll[rows]))
         active[rows[converged]] = False
         rows, step, at_cap = rows[~converged], step[~converged], at_cap[~converged]
