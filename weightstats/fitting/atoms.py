@@ -1,0 +1,394 @@
+"""Atoms: values a continuous law cannot repeat (pruned zeros, quantization levels, clipping).
+
+A tensor with 30% exact zeros has no density: a continuous family can put an ever narrower spike on
+the zeros, so its likelihood is unbounded (generalized normal runs to beta -> 0, scale -> 0). Such
+values are *atoms*. The fitter models them as point masses with their own weights and fits the
+continuous families to the remaining values; the likelihood is then taken with respect to Lebesgue
+plus counting measure and is well defined:
+
+    L = prod_j pi_j ** c_j  *  (1 - sum_j pi_j) ** n_c  *  prod_{i continuous} f(x_i),
+
+maximized by pi_j = c_j / n. The atom factor is the same for every family, so comparisons between
+families (log-likelihood differences, Vuong and LR tests, AIC/BIC ranks) are unaffected by it.
+
+Detection (``find_atoms``). A continuous law stored in floating point puts, on a value ``v``, the
+mass of the rounding cell around ``v``: about ``lam = n * f(v) * w(v)`` values are expected there,
+where ``w(v)`` is the width of the cell at the storage precision (half the gap to each neighbouring
+float) and ``n * f(v)`` is estimated from the ``NEIGHBOURS`` nearest distinct values on each side
+(the larger of the two one-sided estimates, so a hole next to ``v`` cannot make it look small).
+The count ``c`` on ``v`` is then approximately Poisson(lam), and ``v`` is an atom when
+
+    P(Poisson(lam) >= c) < ALPHA * lam / n.
+
+The right-hand side spreads a total error rate ALPHA over all rounding cells in proportion to their
+expected counts (they sum to n), so by the union bound the expected number of false atoms in a
+continuous tensor is at most ALPHA, however many values it has. Exact zeros are the first case
+(their float cell is ~1e-45 wide, so two zeros are already implausible); any value that repeats too
+often is treated the same way. The storage precision is the coarsest of bfloat16, float16, float32
+and float64 that holds every value exactly (a float16 checkpoint cast to float32 repeats values far
+more often than float32 allows, and that is rounding, not atoms).
+
+Three readings follow from the atoms:
+
+* **point masses** (``modelled``): fits run on the continuous remainder; the table shows the atom
+  mass and a flag such as "30.0% exact zeros modelled as a point mass".
+* **pruned** (``pruned_c``): exact zeros plus a hole (-c, c) in the continuous remainder that
+  would hold at least ``HOLE_MIN_EXPECTED`` values at the density just outside it, i.e. magnitude
+  pruning. The survivors follow a law truncated to |x| >= c, which none of the families describe,
+  so the fitter declines with "pruned: |w| < c removed (70% zeros)" instead of a degenerate fit.
+* **quantized** (``discrete``): the atoms carry all but a few values. The law is discrete; a
+  continuous family fitted to a handful of levels (or their envelope) has no likelihood to compare,
+  so the fitter declines with "quantized: k levels, step s".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from .descriptives import describe
+from .result import TensorFit
+
+ALPHA = 1e-3  # expected number of false atoms in a continuous tensor (union bound)
+NEIGHBOURS = 64  # values on each side behind the local density estimate
+MIN_CELLS = 32  # rounding cells on each side behind it (stored values repeat at coarse precision)
+HOLE_MIN_EXPECTED = 20.0  # P(no value in a hole expected to hold 20) = exp(-20) = 2e-9
+DISCRETE_SHARE = 0.05  # below this share of continuous values a tensor is read as quantized
+_CHUNK = 1 << 20
+
+# (significand bits including the implicit one, smallest subnormal) per storage precision.
+_PRECISIONS = {
+    "bfloat16": (8, 2.0 ** -133),
+    "float16": (11, 2.0 ** -24),
+    "float32": (24, 2.0 ** -149),
+    "float64": (53, 2.0 ** -1074),
+}
+
+
+def storage_precision(xs: np.ndarray) -> str:
+    """The coarsest float format that represents every value of ``xs`` exactly."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        x32 = xs.astype(np.float32)
+        if xs.dtype == np.float32 or bool(np.all(x32 == xs)):
+            bits = x32.view(np.uint32)
+            if not np.any(bits & np.uint32(0xFFFF)):
+                return "bfloat16"
+            if bool(np.all(xs.astype(np.float16) == xs)):
+                return "float16"
+            return "float32"
+    return "float64"
+
+
+def cell_width(v: np.ndarray, precision: str) -> np.ndarray:
+    """Width of the round-to-nearest cell of each value ``v`` at ``precision``."""
+    bits, tiny = _PRECISIONS[precision]
+    mant, exp = np.frexp(np.abs(np.asarray(v, dtype=np.float64)))  # |v| = mant * 2**exp, mant in [.5, 1)
+    up = np.maximum(np.ldexp(1.0, exp - bits), tiny)
+    down = np.where((mant == 0.5) & (up > tiny), up / 2, up)  # a power of two: finer below
+    return np.where(v == 0, tiny, (up + down) / 2)
+
+
+def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """log P(Poisson(lam) >= c), accurate where the probability underflows."""
+    with np.errstate(divide="ignore"):
+        tail = special.gammainc(c, lam)  # the regularized lower incomplete gamma P(c, lam)
+        approx = c * np.log(lam) - lam - special.gammaln(c + 1)  # leading term for small lam
+        return np.where(tail > 0, np.log(np.where(tail > 0, tail, 1.0)), approx)
+
+
+def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray:
+    """Boolean mask: which repeated ``values`` of sorted ``xs`` are atoms (see the module doc)."""
+    n = xs.size
+    bits = _PRECISIONS[precision][0]
+    # Values computed in floating point from quantities of the tensor's size (a + (b - a) * u in
+    # an initializer, w - lr * g in training) resolve no finer than the unit roundoff at the
+    # largest magnitude, however fine the float grid is near zero.
+    floor = 2.0 ** -bits * max(abs(float(xs[0])), abs(float(xs[-1])))
+    cell = np.maximum(cell_width(values, precision), floor)
+    lo = np.searchsorted(xs, values, "left")
+    hi = np.searchsorted(xs, values, "right")
+    count = (hi - lo).astype(np.float64)
+    # Half-widths: at least NEIGHBOURS values and MIN_CELLS cells on each side.
+    k_left = np.minimum(lo, NEIGHBOURS)
+    k_right = np.minimum(n - hi, NEIGHBOURS)
+    h_left = np.maximum(values - xs[np.maximum(lo - k_left, 0)].astype(np.float64), MIN_CELLS * cell)
+    h_right = np.maximum(xs[np.minimum(hi + k_right - 1, n - 1)].astype(np.float64) - values,
+                         MIN_CELLS * cell)
+    in_left = lo - np.searchsorted(xs, values - h_left, "left")
+    in_right = np.searchsorted(xs, values + h_right, "right") - hi
+    dens = np.maximum(in_left / h_left, in_right / h_right)  # values per unit length
+    lam = dens * cell
+    with np.errstate(divide="ignore"):
+        return _log_poisson_tail(count, lam) < math.log(ALPHA / n) + np.log(lam)
+
+
+def _grid(values: np.ndarray) -> float | None:
+    """The step of an evenly spaced grid through ``values`` (sorted, >= 3), or None."""
+    if values.size < 3:
+        return None
+    span = values - values[0]
+    step0 = float(np.diff(values).min())
+    k = np.rint(span / step0)
+    step = float((k * span).sum() / (k * k).sum())  # least squares through the levels
+    tol = 1e-4 * step + 4 * np.spacing(np.abs(values).max())
+    return step if bool(np.all(np.abs(span - k * step) <= tol)) else None
+
+
+@dataclass(frozen=True)
+class Atoms:
+    """The atoms of one sorted sample, and what they mean for the fit.
+
+    Attributes
+    ----------
+    values, counts : ndarray
+        Atom values (ascending) and how many times each occurs.
+    n_total : int
+        Size of the whole sample (atoms and continuous values).
+    precision : str
+        Storage precision the Poisson test used ("integer" for integer tensors).
+    step : float or None
+        Step of the evenly spaced grid the atoms lie on (three or more atoms), else None.
+    pruned_c : float or None
+        Magnitude-pruning threshold: exact zeros plus no continuous value with |x| < c.
+    n_levels : int or None
+        Distinct values of a quantized tensor (atoms and the few values seen once).
+    """
+
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    n_total: int = 0
+    precision: str = ""
+    step: float | None = None
+    pruned_c: float | None = None
+    n_levels: int | None = None
+    # Set by ``take_atoms`` when the atoms were cut out of the values the families are fitted to:
+    # the whole sample's range, which the descriptives report.
+    removed_from: tuple[float, float] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.values.size)
+
+    @property
+    def n_atom_values(self) -> int:
+        """Values that sit on atoms."""
+        return int(self.counts.sum())
+
+    @property
+    def mass(self) -> float:
+        """Share of all values that sit on atoms."""
+        return self.n_atom_values / self.n_total if self.n_total else 0.0
+
+    @property
+    def n_continuous(self) -> int:
+        return self.n_total - self.n_atom_values
+
+    @property
+    def zero_count(self) -> int:
+        hit = self.values == 0
+        return int(self.counts[hit].sum())
+
+    @property
+    def discrete(self) -> bool:
+        """Nearly every value on one of several atoms: a quantized tensor."""
+        return self.values.size >= 2 and self.n_continuous < DISCRETE_SHARE * self.n_total
+
+    def loglik(self) -> float:
+        """The atom factor of the log-likelihood at its maximum (pi_j = c_j / n)."""
+        n, c = self.n_total, self.counts.astype(np.float64)
+        nc = self.n_continuous
+        return float((c * np.log(c / n)).sum() + (nc * math.log(nc / n) if nc else 0.0))
+
+    def quantized_text(self) -> str:
+        """"quantized: 255 levels, step 0.0039" (or "not evenly spaced")."""
+        levels = f"{self.n_levels or self.values.size} levels"
+        if self.step is not None:
+            return f"quantized: {levels}, step {self.step:.4g}"
+        return f"quantized: {levels}, not evenly spaced"
+
+    def describe(self, treated: str = "") -> str:
+        """One line for notes, flags and the summary; ``treated`` replaces "modelled as a point
+        mass" (the per-channel view leaves atoms out instead)."""
+        if self.pruned_c is not None:
+            return f"pruned: |w| < {self.pruned_c:.4g} removed ({self.zero_count / self.n_total:.0%} zeros)"
+        if self.discrete or (self.values.size >= 3 and self.mass >= 0.5):
+            return f"{self.quantized_text()} ({self.mass:.1%} of values on them)"
+        zeros = self.zero_count
+        parts = [f"{zeros / self.n_total:.1%} exact zeros"] if zeros else []
+        others = self.values.size - (1 if zeros else 0)
+        if others:
+            top = np.argsort(-np.where(self.values == 0, -1, self.counts), kind="stable")[:3]
+            shown = ", ".join(f"{self.values[i]:.6g}" for i in top if self.values[i] != 0)
+            more = ", ..." if others > 3 else ""
+            share = (self.n_atom_values - zeros) / self.n_total
+            parts.append(f"{share:.1%} on {others} repeated value(s) ({shown}{more})")
+        noun = "a point mass" if self.values.size == 1 else "point masses"
+        return " and ".join(parts) + " " + (treated or f"modelled as {noun}")
+
+    def decline(self, min_n: int) -> tuple[str, str] | None:
+        """(status, message) when no continuous family should be fitted, else None."""
+        if self.n_continuous < min_n and not self.discrete:
+            return "too_small", (f"{self.describe()}; only {self.n_continuous} other values, "
+                                 f"at least {min_n} are needed")
+        if self.pruned_c is not None:
+            return "pruned", (f"{self.describe()}; the survivors follow a law truncated to "
+                              f"|w| >= {self.pruned_c:.4g}, which no family models, so none is fitted")
+        if self.discrete:
+            return "quantized", (f"{self.quantized_text()} ({self.mass:.1%} of values on them): a "
+                                 "discrete law, so no continuous family is fitted")
+        return None
+
+    def continuous(self, xs: np.ndarray) -> np.ndarray:
+        """The sorted values of ``xs`` that are not on an atom (a new array)."""
+        lo = np.searchsorted(xs, self.values, "left")
+        hi = np.searchsorted(xs, self.values, "right")
+        edges = np.concatenate([[0], np.column_stack([lo, hi]).ravel(), [xs.size]])
+        return np.concatenate([xs[a:b] for a, b in zip(edges[::2], edges[1::2], strict=True)
+                               if b > a])
+
+    def drop(self, values: np.ndarray) -> np.ndarray:
+        """Mask of ``values`` that sit on an atom."""
+        return np.isin(values, self.values)
+
+    def annotate(self, rows: list[dict[str, Any]], described: dict[str, float]) -> None:
+        """Add the point masses to the fitted rows and the descriptives, in place.
+
+        The rows' log-likelihoods become those of the mixed model (w.r.t. Lebesgue plus
+        counting measure), over all ``n_total`` values, and each atom's weight counts as a
+        parameter in AIC/BIC; every family gets the same terms, so ranks and tests are unchanged.
+        """
+        described.update(atom_mass=self.mass, n_atoms=float(self.values.size))
+        if not self:
+            return
+        described["zero_fraction"] = self.zero_count / self.n_total
+        if self.removed_from is None:  # per-channel: atoms left out before the transform
+            for row in rows:
+                row["flags"] = "; ".join(f for f in (row["flags"], self.describe("left out before the per-channel transform")) if f)
+            return
+        described.update(min=self.removed_from[0], max=self.removed_from[1])
+        n, ll_atoms, extra = self.n_total, self.loglik(), int(self.values.size)
+        for row in rows:
+            k = row["n_params"] + extra
+            ll = row["loglik"] + ll_atoms
+            row.update(n=n, n_params=k, loglik=ll, loglik_per_weight=ll / n, aic=2 * k - 2 * ll,
+                       bic=k * math.log(n) - 2 * ll,
+                       flags="; ".join(f for f in (row["flags"], self.describe()) if f))
+
+    def summary(self, limit: int = 20) -> dict:
+        """JSON-safe description: mass, counts and the largest atoms."""
+        order = np.argsort(-self.counts, kind="stable")[:limit]
+        return {"atom_mass": self.mass, "n_atoms": int(self.values.size),
+                "zero_count": self.zero_count, "precision": self.precision, "step": self.step,
+                "pruned_c": self.pruned_c, "description": self.describe(),
+                "atoms": [{"value": float(self.values[i]), "count": int(self.counts[i])}
+                          for i in sorted(order)]}
+
+
+def _hole(rest: np.ndarray) -> float | None:
+    """Magnitude-pruning threshold c if the sorted continuous values skip (-c, c), else None."""
+    i = int(np.searchsorted(rest, 0.0))
+    if i == 0 or i == rest.size:
+        return None
+    lo, hi = float(rest[i - 1]), float(rest[i])
+    k_left, k_right = min(i, NEIGHBOURS), min(rest.size - i, NEIGHBOURS)
+    left = k_left / max(lo - float(rest[i - k_left]), 1e-300) if k_left > 1 else 0.0
+    right = k_right / max(float(rest[i + k_right - 1]) - hi, 1e-300) if k_right > 1 else 0.0
+    expected = 0.5 * (left + right) * (hi - lo)  # values the hole would hold at the outer density
+    return min(-lo, hi) if expected >= HOLE_MIN_EXPECTED else None
+
+
+def _integer_atoms(xs: np.ndarray) -> Atoms:
+    """An integer tensor is a grid by construction: every level that repeats is an atom."""
+    values, counts = np.unique(xs, return_counts=True)
+    if values.size > xs.size // 2:  # mostly distinct integers: treat them as continuous
+        return Atoms(n_total=int(xs.size), precision="integer")
+    return Atoms(values.astype(np.float64), counts.astype(np.int64), int(xs.size), "integer",
+                 _grid(values.astype(np.float64)), n_levels=int(values.size))
+
+
+def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
+    """Atoms of a sorted, finite, non-constant sample (see the module docstring for the test).
+
+    Parameters
+    ----------
+    xs : ndarray
+        Sorted finite values, in the dtype they were stored in or float64.
+    dtype : str
+        The tensor's dtype name as loaded ("int8", "float16", ...); integer dtypes are grids.
+
+    Returns
+    -------
+    Atoms
+        Empty (falsy) when no value repeats more often than a continuous law allows.
+    """
+    n = int(xs.size)
+    if dtype.startswith(("int", "uint")):
+        return _integer_atoms(xs)
+    precision = storage_precision(xs)
+    found: list[np.ndarray] = []
+    for start in range(0, n - 1, _CHUNK):
+        block = xs[start:start + _CHUNK + 1]
+        repeated = block[1:][block[1:] == block[:-1]]
+        if repeated.size:
+            candidates = np.unique(repeated).astype(np.float64)
+            found.append(candidates[_test_runs(xs, candidates, precision)])
+    values = np.unique(np.concatenate(found)) if found else np.empty(0)
+    if not values.size:
+        return Atoms(n_total=n, precision=precision)
+    counts = (np.searchsorted(xs, values, "right") - np.searchsorted(xs, values, "left"))
+    atoms = Atoms(values, counts.astype(np.int64), n, precision, _grid(values))
+    if atoms.discrete:  # the few values off the atoms are levels too (seen once): all on the grid?
+        levels = np.unique(xs).astype(np.float64)
+        return Atoms(values, atoms.counts, n, precision, _grid(levels), n_levels=int(levels.size))
+    if atoms.zero_count and atoms.n_continuous >= 2 and not atoms.discrete:
+        c = _hole(atoms.continuous(xs))
+        if c is not None:
+            atoms = Atoms(values, atoms.counts, n, precision, atoms.step, c)
+    return atoms
+
+
+def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None,
+               base: dict[str, Any], min_n: int):
+    """The fitter's hook: find the atoms of sorted ``xs`` and cut them out.
+
+    Parameters
+    ----------
+    xs : ndarray
+        Sorted finite values (non-constant, at least ``min_n``).
+    flat : ndarray
+        The same values in storage order (the KS subsample is drawn from them by position).
+    dtype : str
+        The tensor's dtype name.
+    known : Atoms or None
+        Atoms already found on the raw values and left out (the per-channel view); ``xs`` are
+        then scores and are returned as they are.
+    base : dict
+        The fitter's common ``TensorFit`` fields, for a declined result.
+    min_n : int
+        Fewest continuous values worth fitting.
+
+    Returns
+    -------
+    atoms, xs, flat, declined
+        The continuous values, sorted and in storage order; ``declined`` is a finished
+        ``TensorFit`` (status "pruned", "quantized" or "too_small", with descriptives and the
+        atoms) when no family should be fitted, else None.
+    """
+    atoms = known if known is not None else find_atoms(xs, dtype)
+    reason = atoms.decline(min_n)
+    if reason is not None:
+        fit = TensorFit.failed(*reason, **base)
+        if known is None:
+            fit.descriptives.update(describe(xs.astype(np.float64)))
+        fit.descriptives.update(atom_mass=atoms.mass, n_atoms=float(atoms.values.size),
+                                zero_fraction=atoms.zero_count / atoms.n_total)
+        fit.atoms = atoms.summary()
+        return atoms, xs, flat, fit
+    if atoms and known is None:
+        whole = (float(xs[0]), float(xs[-1]))
+        kept = flat != 0 if np.array_equal(atoms.values, [0.0]) else ~atoms.drop(flat)
+        return replace(atoms, removed_from=whole), atoms.continuous(xs), flat[kept], None
+    return atoms, xs, flat, None
