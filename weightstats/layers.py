@@ -34,6 +34,30 @@ def _split(name: str) -> tuple[str, str]:
     return module, last
 
 
+# torch.nn.utils.parametrize stores ``conv.weight`` as ``conv.parametrizations.weight.original``
+# (``original0``/``original1`` for weight_norm: the per-channel norm g, then the direction v).
+_PARAMETRIZED = re.compile(r"^(?:(.*)\.)?parametrizations\.([^.]+)\.original(\d*)$")
+
+
+def weight_role(name: str) -> tuple[str, bool]:
+    """The tensor a stored name stands for, and whether it is a weight-norm gain.
+
+    ``conv.weight_v`` and ``conv.parametrizations.weight.original1`` (weight_norm's direction)
+    are the convolution's weight; ``conv.weight_g`` and ``...original0`` are weight_norm's
+    per-output-channel norms, gains like a norm layer's weight, not a layer of weights.
+    """
+    m = _PARAMETRIZED.match(name)
+    if m:
+        owner, param, index = m.group(1), m.group(2), m.group(3)
+        full = f"{owner}.{param}" if owner else param
+        return full, index == "0"
+    module, last = _split(name)
+    if last in ("weight_g", "weight_v"):
+        full = f"{module}.weight" if module else "weight"
+        return full, last == "weight_g"
+    return name, False
+
+
 def infer_kind(name: str, shape: Sequence[int], *, norm_modules: frozenset[str] = frozenset()) -> str:
     """Guess a tensor's layer kind from its name and shape (no module available).
 
@@ -52,6 +76,9 @@ def infer_kind(name: str, shape: Sequence[int], *, norm_modules: frozenset[str] 
     str
         One of :data:`KINDS`.
     """
+    name, is_gain = weight_role(name)
+    if is_gain:
+        return "norm"
     module, last = _split(name)
     ndim = len(shape)
     lower_last = last.lower()
@@ -124,21 +151,34 @@ def kinds_from_module(model: object, shapes: Mapping[str, Sequence[int]]) -> dic
 
     Entries owned by modules of unknown type fall back to :func:`infer_kinds`.
     """
-    modules = dict(model.named_modules())  # type: ignore[attr-defined]
+    owners = {name: module_kind(m) for name, m in model.named_modules()}  # type: ignore[attr-defined]
+    return kinds_from_owner_kinds(owners, shapes)
+
+
+def kinds_from_owner_kinds(owners: Mapping[str, str | None],
+                           shapes: Mapping[str, Sequence[int]]) -> dict[str, str]:
+    """Classify state-dict entries given each owning module's kind (None when unknown).
+
+    Shared by live modules and TorchScript archives read without running them (whose module
+    kinds come from their class names).
+    """
     guessed = infer_kinds(shapes)
     kinds: dict[str, str] = {}
-    for name, shape in shapes.items():
+    for stored, shape in shapes.items():
+        name, is_gain = weight_role(stored)
         owner, last = _split(name)
-        kind = module_kind(modules[owner]) if owner in modules else None
-        if "bias" in last.lower():
-            kinds[name] = "bias"
+        kind = owners.get(owner)
+        if is_gain:
+            kinds[stored] = "norm"
+        elif "bias" in last.lower():
+            kinds[stored] = "bias"
         elif kind is None:
-            kinds[name] = guessed[name]
+            kinds[stored] = guessed[stored]
         elif last == "weight" or (last.endswith("weight") and len(shape) >= 2):
-            kinds[name] = kind
+            kinds[stored] = kind
         else:
             # Buffers (running_mean, position_ids, ...) are not trainable weights.
-            kinds[name] = "other"
+            kinds[stored] = "other"
     return kinds
 
 

@@ -10,17 +10,26 @@ from typing import Any
 
 import numpy as np
 
+from weightstats.arrays import (
+    is_meta,
+    is_quantized,
+    layout_name,
+    native,
+    sparse_values_shape,
+    stored_layout,
+    torch_dtype_name,
+    torch_values,
+)
 from weightstats.errors import LoadError, WeightstatsError
 from weightstats.layers import infer_kinds, kinds_from_module
-
-# dtypes numpy cannot hold exactly; they are widened to float32 on load (exact for all of them).
-_WIDEN = ("bfloat16", "float8")
-
+from weightstats.sources.graph import Aliases, alias_note, merge_identical
 
 def one_line(text: object, limit: int = 200) -> str:
-    """Squash an exception message to one short line for embedding in our own messages."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    """Squash an exception message to one short line for embedding in our own messages:
+    control characters shown escaped, a long path shortened in the middle (both ends kept)."""
+    from weightstats.text import one_line as safe_line
+
+    return safe_line(text, limit)
 
 
 def error_reason(err: BaseException) -> str:
@@ -41,20 +50,9 @@ def group_of(name: str) -> str:
     return head if sep else ""
 
 
-def torch_dtype_name(dtype: Any) -> str:
-    """``torch.float32`` -> ``"float32"``."""
-    return str(dtype).removeprefix("torch.")
-
-
 def tensor_to_numpy(t: Any) -> np.ndarray:
-    """Convert a torch tensor to a fresh numpy array; bfloat16/float8 become float32 exactly."""
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    if any(torch_dtype_name(t.dtype).startswith(w) for w in _WIDEN):
-        t = t.float()
-    # Copy: mmap-backed or module-owned storage must not be modified by the caller.
-    return np.array(t.numpy(), copy=True)
+    """A fresh NumPy copy of a torch tensor (see :func:`weightstats.arrays.torch_values`)."""
+    return torch_values(t)
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,12 @@ class WeightTensor:
         Storage dtype, e.g. ``"float32"``, ``"bfloat16"``, ``"int64"``.
     group : str
         Top-level prefix of the name (``"encoder"``, ``"decoder"``, ``"layer1"``), ``""`` if none.
+    aliases : tuple of str
+        Other names of the same stored values (tied weights), listed once under ``name``.
+    n_aliases : int
+        How many other names there are (``aliases`` keeps the first few).
+    note : str
+        What was read when it differs from a plain dense tensor (quantized, sparse, expanded).
     """
 
     name: str
@@ -81,6 +85,14 @@ class WeightTensor:
     dtype: str
     group: str = ""
     loader: Callable[[], np.ndarray] | None = field(default=None, repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+    n_aliases: int = 0
+    note: str = ""
+
+    @property
+    def notes(self) -> list[str]:
+        """Notes for the report: what was read, and the tied names."""
+        return [n for n in (self.note, alias_note(self.aliases, self.n_aliases)) if n]
 
     @property
     def numel(self) -> int:
@@ -89,8 +101,8 @@ class WeightTensor:
 
     @property
     def is_float(self) -> bool:
-        """True for real floating dtypes (float16/32/64, bfloat16, float8)."""
-        return self.dtype.startswith("float") or self.dtype == "bfloat16"
+        """True for real floating dtypes (float16/32/64, bfloat16, float8) and quantized ones."""
+        return self.dtype.startswith(("float", "qint", "quint")) or self.dtype == "bfloat16"
 
     def load(self) -> np.ndarray:
         """Read the values; float16 stays float16, bfloat16 comes back as float32 (exact).
@@ -104,7 +116,8 @@ class WeightTensor:
             raise LoadError(f"tensor {self.name} has no data attached: resolve the model again")
         try:
             # The reshape is inside: a corrupt file can hold fewer values than its header says.
-            return np.asarray(self.loader()).reshape(self.shape)
+            # asanyarray: a masked array keeps its mask (the fitter excludes masked values).
+            return np.asanyarray(self.loader()).reshape(self.shape)
         except WeightstatsError:
             raise
         except Exception as err:  # corrupt data must surface as one line, not a traceback
@@ -153,42 +166,133 @@ class ModelSource:
         raise NotImplementedError
 
 
+def meta_error(name: str) -> LoadError:
+    """A tensor with a shape and no values (built under ``torch.device("meta")``)."""
+    return LoadError(f"tensor {name} is on the meta device and holds no values (the model was "
+                     "built without its weights): load real weights first, e.g. "
+                     "model.to_empty(device='cpu') then model.load_state_dict(...)")
+
+
+def storage_identity(value: Any) -> tuple[Any, ...] | None:
+    """Equal for two tensors/arrays that are the same view of the same memory; None if unknown.
+
+    Tied weights (an embedding reused as the LM head, a module registered twice) share it.
+    """
+    if isinstance(value, np.ndarray):
+        if value.size == 0 or np.ma.isMaskedArray(value):
+            return None
+        return ("np", value.__array_interface__["data"][0], value.shape, value.strides,
+                value.dtype.str)
+    try:
+        if (value.numel() == 0 or is_meta(value) or is_quantized(value)
+                or layout_name(value) != "strided"):
+            return None
+        return ("torch", str(value.device), value.untyped_storage().data_ptr(),
+                value.storage_offset(), tuple(value.shape), tuple(value.stride()),
+                str(value.dtype))
+    except (AttributeError, RuntimeError, TypeError):
+        return None
+
+
+def _numpy_plan(value: np.ndarray) -> tuple[tuple[int, ...], Callable[[], np.ndarray], str]:
+    """(shape to fit, loader, note) of an in-memory NumPy array (masked, big-endian, expanded)."""
+    shape = tuple(int(d) for d in value.shape)
+    note = ""
+    item = value.dtype.itemsize
+    if (value.size and not np.ma.isMaskedArray(value) and item
+            and all(st >= 0 and st % item == 0 for st in value.strides)):
+        size, stride = stored_layout(shape, [st // item for st in value.strides])
+        if size != shape:
+            note = (f"expanded view: {value.size} elements over {math.prod(size)} stored "
+                    "values, each fitted once")
+            value = np.lib.stride_tricks.as_strided(value, size, [st * item for st in stride])
+            shape = size
+
+    def load(v: np.ndarray = value) -> np.ndarray:
+        if str(v.dtype).startswith(("bfloat16", "float8")):
+            return v.astype(np.float32)
+        copy = np.ma.array(v, copy=True) if np.ma.isMaskedArray(v) else np.array(v, copy=True)
+        return native(copy)
+
+    return shape, load, note
+
+
+def _torch_plan(name: str, value: Any) -> tuple[tuple[int, ...], Callable[[], np.ndarray], str]:
+    """(shape to fit, loader, note) of a torch tensor of any layout and dtype."""
+    if is_meta(value):
+        raise meta_error(name)
+    layout = layout_name(value)
+    if layout != "strided":
+        if layout == "sparse_coo" and not value.is_coalesced():
+            value = value.coalesce()  # duplicate indices are summed, as torch reads them
+        shape = sparse_values_shape(value)
+        note = (f"sparse ({layout}): its {math.prod(shape)} stored values are fitted, not the "
+                "implicit zeros")
+        return shape, lambda v=value: torch_values(v), note
+    shape = tuple(int(d) for d in value.shape)
+    if is_quantized(value):
+        note = f"quantized ({torch_dtype_name(value.dtype)}): its dequantized values are fitted"
+        return shape, lambda v=value: torch_values(v), note
+    size, stride = stored_layout(shape, value.stride())
+    if size == shape:
+        return shape, lambda v=value: torch_values(v), ""
+    view = value.as_strided(size, stride, value.storage_offset())
+    note = (f"expanded view: {value.numel()} elements over {math.prod(size)} stored values, "
+            "each fitted once")
+    return size, lambda v=view: torch_values(v), note
+
+
 def tensors_from_state_dict(
-    state: Mapping[str, Any], kinds: Mapping[str, str] | None = None
+    state: Mapping[str, Any], kinds: Mapping[str, str] | None = None,
+    aliases: Aliases | None = None,
 ) -> Iterator[WeightTensor]:
     """Wrap a mapping of name -> torch tensor / numpy array as lazy :class:`WeightTensor` s.
 
     Kinds come from ``kinds`` when given (module types), else from names and shapes.
-    Non-array values (e.g. ``_extra_state``) are skipped.
+    Non-array values (e.g. ``_extra_state``) are skipped. Entries that are the same view of
+    the same memory are one tensor, listed under the first name, the others as its aliases
+    (``aliases`` adds names found earlier, e.g. shared references in a checkpoint).
+
+    Raises
+    ------
+    LoadError
+        A tensor on the meta device (it has no values).
     """
     arrays = {str(k): v for k, v in state.items()
               if hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, type)}
+    for key, value in arrays.items():
+        if is_meta(value):
+            raise meta_error(key)
     if kinds is not None:
         kinds = {str(k): v for k, v in kinds.items()}
     shapes = {k: tuple(int(d) for d in v.shape) for k, v in arrays.items()}
     if kinds is None:
         kinds = infer_kinds(shapes)
-    for key, value in arrays.items():
+    kept, first_of = merge_identical({k: storage_identity(v) for k, v in arrays.items()})
+    merged = Aliases()
+    if aliases is not None:
+        merged.merge(aliases, into=first_of)
+    for dropped, first in first_of.items():
+        merged.add(first, dropped)
+    for key in kept:
+        value = arrays[key]
         if isinstance(value, np.ndarray):
-            dtype = str(value.dtype)
-
-            def load(v: np.ndarray = value) -> np.ndarray:
-                if str(v.dtype).startswith(_WIDEN):
-                    return v.astype(np.float32)
-                return np.array(v, copy=True)
+            dtype = value.dtype.name
+            shape, load, note = _numpy_plan(value)
         else:
             dtype = torch_dtype_name(value.dtype)
-
-            def load(v: Any = value) -> np.ndarray:
-                return tensor_to_numpy(v)
-
+            shape, load, note = _torch_plan(key, value)
+        names, count = merged.of(key)
         yield WeightTensor(
             name=key,
             kind=kinds.get(key) or "other",
-            shape=shapes[key],
+            shape=shape,
             dtype=dtype,
             group=group_of(key),
             loader=load,
+            aliases=names,
+            n_aliases=count,
+            note=note,
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from weightstats.arrays import native
 from weightstats.errors import LoadError, SpecError
 from weightstats.layers import infer_kinds
 from weightstats.sources.base import (
@@ -30,7 +31,9 @@ from weightstats.sources.base import (
     tensors_from_module,
     tensors_from_state_dict,
 )
+from weightstats.sources.graph import Aliases, flatten_once, merge_identical
 from weightstats.sources.layout import choose_weight_file, subfolders_with_weights
+from weightstats.sources.torchscript import torchscript_tensors
 
 TORCH_EXTS = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".tar", ".jit", ".ptl", ".torchscript")
 
@@ -114,16 +117,47 @@ def safetensors_tensors(path: Path) -> Iterator[WeightTensor]:
     items = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
     shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in items}
     kinds = infer_kinds(shapes)
-    for key, info in items:
+    # Names whose entries are the same bytes read as the same tensor are one (tied) tensor.
+    kept, first_of = merge_identical({
+        k: (tuple(v["data_offsets"]), v["dtype"], shapes[k])
+        if v["data_offsets"][1] > v["data_offsets"][0] else None for k, v in items})
+    aliases = Aliases()
+    for dropped, first in first_of.items():
+        aliases.add(first, dropped)
+    data_start = 0
+    if first_of:
+        with open(path, "rb") as fh:
+            data_start = 8 + int.from_bytes(fh.read(8), "little")
+    for key in kept:
+        info = header[key]
 
         def load(key: str = key) -> np.ndarray:
+            if data_start:
+                # safetensors refuses a header whose entries share bytes; read the range.
+                return _read_safetensors_range(path, data_start, header[key])
             # One tensor at a time: safe_open memory-maps and copies just this tensor.
             with safe_open(str(path), framework="pt") as f:
                 return tensor_to_numpy(f.get_tensor(key))
 
+        names, count = aliases.of(key)
         yield WeightTensor(key, kinds[key], shapes[key],
                            _ST_DTYPES.get(info["dtype"], info["dtype"].lower()),
-                           group_of(key), load)
+                           group_of(key), load, aliases=names, n_aliases=count)
+
+
+def _read_safetensors_range(path: Path, data_start: int, info: dict[str, Any]) -> np.ndarray:
+    """One tensor's bytes as values (little-endian, as the format stores them)."""
+    import torch
+
+    begin, end = info["data_offsets"]
+    dtype = getattr(torch, _ST_DTYPES.get(info["dtype"], ""), None)
+    if not isinstance(dtype, torch.dtype):
+        raise LoadError(f"{path}: unsupported safetensors dtype {info['dtype']!r}: "
+                        "convert the file to a standard dtype")
+    with open(path, "rb") as fh:
+        fh.seek(data_start + begin)
+        raw = bytearray(fh.read(end - begin))
+    return tensor_to_numpy(torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype))
 
 
 def index_shards(index_path: Path) -> list[Path]:
@@ -144,41 +178,61 @@ def _is_array(v: Any) -> bool:
     return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, type)
 
 
-def _flatten(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        if str(k) in _SKIP_KEYS:
-            continue
-        if _is_array(v):
-            out[prefix + str(k)] = v
-        elif isinstance(v, Mapping):
-            out.update(_flatten(v, f"{prefix}{k}."))
-    return out
+def _checkpoint_children(obj: Any) -> list[tuple[str, Any]] | None:
+    if not isinstance(obj, Mapping):
+        return None
+    return [(str(k), v) for k, v in obj.items() if str(k) not in _SKIP_KEYS]
 
 
-def find_weights(obj: Any) -> Any:
-    """Find the module or the dict of tensors inside a loaded checkpoint, or None."""
+def _flatten(obj: Mapping[str, Any]) -> tuple[dict[str, Any], Aliases]:
+    """Tensors of nested dicts under dotted names; each dict and tensor visited once."""
+    return flatten_once(obj, _checkpoint_children, _is_array)
+
+
+def find_weights(obj: Any) -> tuple[Any, Aliases]:
+    """Find the module or the dict of tensors inside a loaded checkpoint (None if neither).
+
+    Returns the weights and the other names of shared tensors (a dict reached by two keys).
+    """
     import torch
 
     if isinstance(obj, torch.nn.Module):
-        return obj
+        return obj, Aliases()
     if not isinstance(obj, Mapping):
-        return None
+        return None, Aliases()
     if obj and all(_is_array(v) for v in obj.values()):
-        return dict(obj)
+        return dict(obj), Aliases()
     for key in _NESTED_KEYS:
         v = obj.get(key)
-        if isinstance(v, torch.nn.Module) or (isinstance(v, Mapping) and _flatten(v)):
+        if isinstance(v, torch.nn.Module) or (isinstance(v, Mapping) and _flatten(v)[0]):
             return find_weights(v)
-    return _flatten(obj) or None
+    found, aliases = _flatten(obj)
+    return (found or None), aliases
 
 
-def strip_wrapper_prefix(state: dict[str, Any]) -> dict[str, Any]:
-    """Drop ``module.``/``model.``/``_orig_mod.`` when every key carries it (display only)."""
+def wrapper_prefix(names: list[str]) -> str:
+    """``module.``/``model.``/``_orig_mod.`` (stacked) when every name carries it, else ``""``."""
+    prefix = ""
     for p in _WRAPPER_PREFIXES:
-        if state and all(k.startswith(p) for k in state):
-            state = {k[len(p):]: v for k, v in state.items()}
-    return state
+        if names and all(k.startswith(prefix + p) for k in names):
+            prefix += p
+    return prefix
+
+
+def strip_wrapper_prefix(state: dict[str, Any],
+                         aliases: Aliases | None = None) -> tuple[dict[str, Any], Aliases]:
+    """Drop wrapper prefixes when every key carries them (display only), aliases included."""
+    aliases = aliases or Aliases()
+    prefix = wrapper_prefix(list(state))
+    if not prefix:
+        return state, aliases
+    cut = len(prefix)
+    renamed = Aliases()
+    for first, names in aliases.names.items():
+        for n in names:
+            renamed.add(first[cut:], n.removeprefix(prefix))
+        renamed.counts[first[cut:]] = aliases.counts[first]
+    return {k[cut:]: v for k, v in state.items()}, renamed
 
 
 def is_torchscript(path: Path) -> bool:
@@ -206,8 +260,11 @@ def torch_load(path: Path, allow_pickle: bool) -> Any:
     kwargs: dict[str, Any] = {"map_location": "cpu", "weights_only": not allow_pickle}
     try:
         with warnings.catch_warnings():
-            # Old pickle protocols trigger a harmless UserWarning in the weights-only unpickler.
-            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            # Harmless warnings of valid files: old pickle protocols, and torch's notices about
+            # quantized/typed storages and sparse-invariant checks. Each would print lines.
+            for message in (".*pickle protocol", ".*TypedStorage is deprecated",
+                            ".*sparse tensor invariants", ".*quantiz"):
+                warnings.filterwarnings("ignore", message=message, category=UserWarning)
             try:
                 return torch.load(path, mmap=True, **kwargs)
             except RuntimeError as err:
@@ -233,23 +290,17 @@ def torch_file_tensors(path: Path, allow_pickle: bool) -> Iterator[WeightTensor]
     import torch
 
     if is_torchscript(path):
-        try:
-            with warnings.catch_warnings():  # TorchScript is deprecated; reading it is still fine
-                warnings.simplefilter("ignore", FutureWarning)
-                module = torch.jit.load(str(path), map_location="cpu")
-        except Exception as err:
-            raise LoadError(f"{path} is a corrupt TorchScript archive ({one_line(err)}): "
-                            "export it again") from None
-        yield from tensors_from_module(module)
+        yield from torchscript_tensors(path, allow_pickle)
         return
-    found = find_weights(torch_load(path, allow_pickle))
+    found, aliases = find_weights(torch_load(path, allow_pickle))
     if found is None:
         raise LoadError(f"{path} holds no tensors (not a state dict or module): "
                         "save model.state_dict() with torch.save")
     if isinstance(found, torch.nn.Module):
         yield from tensors_from_module(found)
     else:
-        yield from tensors_from_state_dict(strip_wrapper_prefix(found))
+        state, aliases = strip_wrapper_prefix(found, aliases)
+        yield from tensors_from_state_dict(state, aliases=aliases)
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -274,7 +325,7 @@ def npz_tensors(path: Path) -> Iterator[WeightTensor]:
                 if info.file_size < header_len + math.prod(shape) * dtype.itemsize:
                     raise LoadError(f"{path} member {key} is truncated (shorter than its "
                                     "header says): save it again with numpy.savez")
-                meta[key] = (tuple(shape), str(dtype))
+                meta[key] = (tuple(shape), dtype.name)
     except LoadError:
         raise
     except Exception as err:  # BadZipFile, ValueError, EOFError, zlib.error, ...
@@ -286,7 +337,7 @@ def npz_tensors(path: Path) -> Iterator[WeightTensor]:
         def load(key: str = key) -> np.ndarray:
             with np.load(path, allow_pickle=False) as z:
                 arr = z[key]
-            return arr
+            return native(arr)  # a big-endian member (">f4") in the machine's byte order
 
         yield WeightTensor(key, kinds[key], shape, dtype, group_of(key), load)
 
@@ -375,7 +426,12 @@ class FileSource(ModelSource):
     def __init__(self, path: str | os.PathLike[str], *, allow_pickle: bool = False,
                  spec: str | None = None) -> None:
         p = Path(path).expanduser()
-        if not p.exists():
+        try:
+            exists = p.exists()
+        except OSError as err:  # a name longer than the file system allows, and the like
+            raise SpecError(f"cannot use the path {p} ({err.strerror or err}): check the path "
+                            "(or use a model name, see `weightstats list`)") from None
+        if not exists:
             raise SpecError(f"no such file: {p}: check the path (or use a model name, see "
                             "`weightstats list`)")
         self.path = local_folder_choice(p) if p.is_dir() else p
