@@ -259,6 +259,9 @@ def fit_model(
                     dtype=t.dtype, index=i, fit=fit)
         for i, (t, fit) in enumerate(zip(selected, fits, strict=True))
     ]
+    for t, fit in zip(selected, fits, strict=True):
+        # What the source read differently (quantized, sparse, expanded) and tied names.
+        fit.notes.extend(getattr(t, "notes", []))
     return ModelReport(model=source.name, spec=str(source.spec), layers=results,
                        families=fams, options=options,
                        description=getattr(source, "description", ""))

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from ..arrays import as_values, dtype_name
 from ..errors import OptionError
 from .compare import compare_pair, llr_moments
 from .descriptives import describe, histogram_sorted
@@ -40,14 +41,13 @@ def _naive_ks_pvalue(d: float, n: int) -> float:
     return float(stats.kstwobign.sf(d * math.sqrt(n)))
 
 
-def _to_numpy(x) -> np.ndarray:
-    """NumPy view of a tensor or array; bfloat16 becomes float32 (exact), nothing else changes."""
-    if hasattr(x, "detach"):  # torch.Tensor without importing torch
-        t = x.detach().cpu()
-        if str(t.dtype) == "torch.bfloat16":
-            t = t.float()
-        return t.numpy()
-    return np.asarray(x)
+def _to_numpy(x) -> tuple[np.ndarray, int]:
+    """Native NumPy values of any tensor or array and the count of masked entries (now NaN).
+
+    See :func:`weightstats.arrays.as_values`: float8/bfloat16 widen exactly, quantized tensors
+    dequantize, sparse ones give their stored values, a meta tensor is an ``OptionError``.
+    """
+    return as_values(x)
 
 
 def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins: int) -> list[str]:
@@ -114,28 +114,32 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         ``.to_frame()`` has one row per family; ``.status`` is "ok" or says why nothing was fitted.
     """
     names = _validate(families, ks_sample, ks_replicates, bins)
-    arr = _to_numpy(x)
+    arr, n_masked = _to_numpy(x)
     options = {"families": names, "seed": int(seed), "ks_sample": int(ks_sample),
                "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel), "bins": int(bins)}
     base = {"options": options, "shape_of_tensor": tuple(int(s) for s in arr.shape),
-            "dtype": str(x.dtype).replace("torch.", "") if hasattr(x, "dtype") else str(arr.dtype)}
+            "dtype": dtype_name(x, arr)}
     if arr.dtype.kind not in "fiu":
         return TensorFit.failed("unsupported_dtype",
                                 f"cannot fit {arr.dtype} values; only real numbers", **base)
     if arr.dtype.kind in "iu":
         arr = arr.astype(np.float64)
     flat = arr.reshape(-1)
-    n_nan = int(np.isnan(flat).sum())
+    n_nan = int(np.isnan(flat).sum()) - n_masked  # masked entries arrive as NaN
     n_posinf = int(np.isposinf(flat).sum())
     n_neginf = int(np.isneginf(flat).sum())
     counts = {"n_nan": n_nan, "n_posinf": n_posinf, "n_neginf": n_neginf}
     notes = []
+    if n_masked:
+        counts["n_masked"] = n_masked
+        notes.append(f"{n_masked} masked value(s) excluded")
     if per_channel:
         flat, note = _standardize_channels(arr, channel_axis)
         notes += [note] if note else []
-    if n_nan + n_posinf + n_neginf:
+    if n_nan + n_posinf + n_neginf + n_masked:
         flat = flat[np.isfinite(flat)]
-        notes.append(f"{n_nan + n_posinf + n_neginf} non-finite value(s) excluded")
+        if n_nan + n_posinf + n_neginf:
+            notes.append(f"{n_nan + n_posinf + n_neginf} non-finite value(s) excluded")
     if flat.size <= _SORT_NARROW_UP_TO:
         xs = np.sort(flat)  # sorting in the stored precision is faster and gives the same order
     else:  # a huge tensor: one float64 copy sorted in place, no second full-size array

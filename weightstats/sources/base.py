@@ -24,6 +24,7 @@ from weightstats.errors import LoadError, WeightstatsError
 from weightstats.layers import infer_kinds, kinds_from_module
 from weightstats.sources.graph import Aliases, alias_note, merge_identical
 
+
 def one_line(text: object, limit: int = 200) -> str:
     """Squash an exception message to one short line for embedding in our own messages:
     control characters shown escaped, a long path shortened in the middle (both ends kept)."""
