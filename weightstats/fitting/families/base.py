@@ -25,6 +25,8 @@ class BatchFit:
     at_bound: np.ndarray  # bool: the shape parameter stopped at the edge of its allowed range
     # Standard error of log(shape) from the observed information (NaN where not defined).
     log_shape_se: np.ndarray
+    # bool per row: the optimizer verified it ended at a maximum (None: closed form, always true).
+    converged: np.ndarray | None = None
 
 
 class Family(ABC):

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import special, stats
 
 from .base import CHUNK, BatchFit, Family, row_dot, row_median, row_sum, strided_quantiles
+from .gennorm_cusps import global_cusp_fit
 from .gennorm_newton import log_beta_derivatives, polish_newton, profile_loglik
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
@@ -183,6 +184,8 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
     b1_all = beta - 1.0
 
     def deriv(rows, m):
+        if rows.size == 0:  # no row left to widen on this side
+            return np.empty(0)
         if x.shape[0] == 1:
             # One sorted row: split at loc instead of taking signs (three passes fewer).
             row, k, b1, mu = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0], m[0]
@@ -317,6 +320,15 @@ def _fit_long_row(x: np.ndarray):
     return loc, beta, s, ll, d2
 
 
+def _batch_fit(n: int, loc, beta, s, ll, d2) -> BatchFit:
+    """BatchFit from the profile quantities: the scale in closed form, se of log(beta) from d2."""
+    scale = (beta * s / n) ** (1.0 / beta)
+    at_bound = (beta <= BETA_MIN * (1 + 1e-9)) | (beta >= BETA_MAX * (1 - 1e-9))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.where((d2 < 0) & ~at_bound, np.sqrt(-1.0 / d2), np.nan)
+    return BatchFit(loc, scale, beta, ll, at_bound, se)
+
+
 class GenNorm(Family):
     name = "gennorm"
     label = "generalized normal"
@@ -340,11 +352,19 @@ class GenNorm(Family):
             if polished is None:
                 polished = fit_gennorm_rows(x, loc0, beta0)
             loc, beta, s, ll, d2 = polished
-        scale = (beta * s / n) ** (1.0 / beta)
-        at_bound = (beta <= BETA_MIN * (1 + 1e-9)) | (beta >= BETA_MAX * (1 - 1e-9))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            se = np.where((d2 < 0) & ~at_bound, np.sqrt(-1.0 / d2), np.nan)
-        return BatchFit(loc, scale, beta, ll, at_bound, se)
+        return _batch_fit(n, loc, beta, s, ll, d2)
+
+    def fit(self, x_sorted: np.ndarray) -> BatchFit:
+        """Fit one sorted sample; below beta = 1 the loc is searched over the data values (see
+        ``gennorm_cusps``: the local search can stop on a cusp that is not the highest)."""
+        local = self.fit_rows(x_sorted[np.newaxis, :])
+        if not local.shape[0] < 1.05:
+            return local
+        found = global_cusp_fit(x_sorted, float(local.loc[0]), float(local.shape[0]),
+                                float(local.loglik[0]), _beta_newton)
+        if found is None or not found[3][0] > local.loglik[0]:
+            return local
+        return _batch_fit(x_sorted.size, *found)
 
     def logpdf(self, x, loc, scale, shape):
         z = np.abs(x - loc) / scale

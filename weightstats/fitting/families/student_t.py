@@ -163,8 +163,9 @@ def _newton_direction(grad: np.ndarray, hess: np.ndarray, fixed_df: np.ndarray) 
 
 
 def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int = 100,
-               tol: float = 1e-10) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Damped Newton ascent per row; returns theta, loglik, at_bound and the Hessian at the end."""
+               tol: float = 1e-10) -> tuple[np.ndarray, ...]:
+    """Damped Newton ascent per row; returns theta, loglik, at_bound, and the Hessian and gradient
+    at the end."""
     theta = _start(x) if theta0 is None else theta0.copy()
     theta[:, 2] = np.clip(theta[:, 2], _PHI_MIN, _PHI_MAX)
     ll, grad, hess = _evaluate(x, theta)
@@ -214,7 +215,61 @@ def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int
         # A row whose step cannot be improved on is at its optimum to machine precision.
         active[rows[~accepted]] = False
     at_bound = (theta[:, 2] <= _PHI_MIN * (1 + 1e-9)) | (theta[:, 2] >= _PHI_MAX * (1 - 1e-9))
-    return theta, ll, at_bound, hess
+    return theta, ll, at_bound, hess, grad
+
+
+def newton_converged(theta: np.ndarray, ll: np.ndarray, grad: np.ndarray,
+                     hess: np.ndarray) -> np.ndarray:
+    """Per row: is theta a maximum? The undamped Newton decrement ½·gᵀ(-H)⁻¹g, the predicted
+    remaining gain, must be below 1e-6 + 1e-9·|loglik| with -H positive definite (df dropped where
+    it sits at a bound with the gradient pointing out).
+
+    The ascent's own stopping rules (a tiny damped step, a step that cannot be improved on) also
+    hold where it stalled: on badly scaled rows (the bulk squeezed to ~1e-7 of the unit by
+    outliers) the Levenberg shift dwarfs the df curvature and every step is tiny. The decrement
+    is invariant to such scaling.
+    """
+    out_low = (theta[:, 2] <= _PHI_MIN * (1 + 1e-9)) & (grad[:, 2] < 0)
+    out_high = (theta[:, 2] >= _PHI_MAX * (1 - 1e-9)) & (grad[:, 2] > 0)
+    free = ~(out_low | out_high)
+    ok = np.zeros(len(theta), bool)
+    for i in range(len(theta)):
+        k = 3 if free[i] else 2
+        neg_h, g = -hess[i, :k, :k], grad[i, :k]
+        # Jacobi scaling makes the positive-definiteness test independent of the units.
+        d = np.sqrt(np.abs(np.diagonal(neg_h)))
+        if not (np.all(np.isfinite(neg_h)) and np.all(np.isfinite(g)) and np.all(d > 0)):
+            continue
+        try:
+            chol = np.linalg.cholesky(neg_h / np.outer(d, d))
+        except np.linalg.LinAlgError:
+            continue
+        w = np.linalg.solve(chol, g / d)
+        ok[i] = 0.5 * float(w @ w) <= 1e-6 + 1e-9 * abs(float(ll[i]))
+    return ok
+
+
+def _robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median and interquartile range of each sorted row (positive: the RMS deviation where the
+    quartiles tie)."""
+    n = x.shape[1]
+    med = row_median(x)
+    iqr = x[:, (3 * (n - 1)) // 4] - x[:, (n - 1) // 4]
+    rms = np.sqrt(np.mean((x - med[:, None]) ** 2, axis=1))
+    return med, np.where(iqr > 0, iqr, rms)
+
+
+def _refit_rescaled(x: np.ndarray):
+    """Fit rows afresh in robust units (median 0, interquartile range 1) and map back; the
+    Hessian is returned in the rescaled units, where it serves only the df's standard error,
+    which the rescaling leaves unchanged."""
+    med, unit = _robust_units(x)
+    y = (x - med[:, None]) / unit[:, None]
+    theta, ll, at_bound, hess, grad = fit_t_rows(y)
+    converged = newton_converged(theta, ll, grad, hess)
+    theta[:, 0] = med + unit * theta[:, 0]
+    theta[:, 1] += np.log(unit)
+    return theta, ll - x.shape[1] * np.log(unit), at_bound, hess, converged
 
 
 class StudentT(Family):
@@ -231,13 +286,27 @@ class StudentT(Family):
             theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
         elif start is not None:
             theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
-        theta, ll, at_bound, hess = fit_t_rows(x, theta0)
+        theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0)
+        converged = newton_converged(theta, ll, grad, hess)
+        if not converged.all():
+            # A stalled row gets a second, independent try in well-scaled units; the better
+            # likelihood wins, so rows that converged are never touched.
+            rows = np.flatnonzero(~converged)
+            scaled = np.all(np.isfinite(x[rows]), axis=1) & (x[rows, -1] > x[rows, 0])
+            rows = rows[scaled]
+            if rows.size:
+                r_theta, r_ll, r_bound, r_hess, r_conv = _refit_rescaled(x[rows])
+                better = np.isfinite(r_ll) & ~(r_ll <= ll[rows])
+                take = rows[better]
+                theta[take], ll[take], at_bound[take] = r_theta[better], r_ll[better], r_bound[better]
+                hess[take], converged[take] = r_hess[better], r_conv[better]
         with np.errstate(invalid="ignore", divide="ignore"):
             cov = np.linalg.inv(-hess)
             # se of log(df) = se of log(phi) = se(phi) / phi.
             se = np.sqrt(cov[:, 2, 2]) / theta[:, 2]
         se[at_bound | ~np.isfinite(se)] = np.nan
-        return BatchFit(theta[:, 0], np.exp(theta[:, 1]), 1.0 / theta[:, 2], ll, at_bound, se)
+        return BatchFit(theta[:, 0], np.exp(theta[:, 1]), 1.0 / theta[:, 2], ll, at_bound, se,
+                        converged)
 
     def logpdf(self, x, loc, scale, shape):
         z = (x - loc) / scale
