@@ -138,7 +138,7 @@ def test_select_is_lazy_and_does_not_load() -> None:
 
 
 def test_select_bad_options() -> None:
-    with pytest.raises(OptionError, match="unknown layer kind"):
+    with pytest.raises(OptionError, match="unknown kind attention; valid kinds"):
         list(select(TENSORS, kinds=("conv", "attention")))
     with pytest.raises(OptionError, match="invalid regular expression"):
         list(select(TENSORS, pattern="re:(unclosed"))

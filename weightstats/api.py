@@ -9,17 +9,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from weightstats.errors import OptionError, WeightstatsError
-from weightstats.report.model_report import LayerResult, ModelReport
+from weightstats.report.model_report import LayerResult, ModelReport, source_identity
 
 KNOWN_KINDS = ("conv", "linear", "embedding", "norm", "bias", "other")
 DEFAULT_FAMILIES = ("normal", "laplace", "t", "gennorm")
 DEFAULT_KINDS = ("conv", "linear", "embedding")
-
-
-def _names(value: str | Iterable[str]) -> tuple[str, ...]:
-    """Accept ``"a,b"`` or an iterable of names; drop blanks and duplicates, keep order."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(dict.fromkeys(str(v).strip().lower() for v in items if str(v).strip()))
 
 
 def known_families() -> tuple[str, ...]:
@@ -40,38 +34,25 @@ def check_options(
     ks_sample: int,
     ks_replicates: int,
     jobs: int,
+    seed: int = 0,
+    layers: str | None = None,
+    per_channel: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Validate options; return the normalized (families, kinds).
+    """Validate every option (see :func:`weightstats.options.check_model_options`); return the
+    canonical (families, kinds). The CLI calls it before any spec is resolved.
 
     Raises
     ------
     OptionError
         One line naming the bad value and the valid ones.
     """
-    fams = _names(families)
-    valid = known_families()
-    bad = [f for f in fams if f not in valid]
-    if bad or not fams:
-        raise OptionError(f"unknown family {', '.join(bad) or '(none)'}; "
-                          f"valid families: {','.join(valid)}")
-    kds = _names(kinds)
-    bad = [k for k in kds if k not in KNOWN_KINDS]
-    if bad or not kds:
-        raise OptionError(f"unknown kind {', '.join(bad) or '(none)'}; "
-                          f"valid kinds: {','.join(KNOWN_KINDS)}")
-    # The fitter's own floors, checked here so a bad value fails before any weights are loaded,
-    # with the CLI flag's name.
-    from weightstats.fitting.fit import MIN_KS_REPLICATES, MIN_KS_SAMPLE
+    from weightstats.options import check_model_options
 
-    if int(ks_sample) < MIN_KS_SAMPLE:
-        raise OptionError(f"--ks-sample must be at least {MIN_KS_SAMPLE} weights, got {ks_sample}")
-    if int(ks_replicates) < MIN_KS_REPLICATES:
-        raise OptionError(f"--ks-replicates must be at least {MIN_KS_REPLICATES}, got {ks_replicates}")
-    if int(min_size) < 1:
-        raise OptionError(f"--min-size must be at least 1, got {min_size}")
-    if int(jobs) < 1:
-        raise OptionError(f"--jobs must be at least 1, got {jobs}")
-    return fams, kds
+    checked = check_model_options(families=families, kinds=kinds, layers=layers,
+                                  min_size=min_size, ks_sample=ks_sample,
+                                  ks_replicates=ks_replicates, seed=seed, jobs=jobs,
+                                  per_channel=per_channel)
+    return checked["families"], checked["kinds"]
 
 
 def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
@@ -230,8 +211,15 @@ def fit_model(
     WeightstatsError
         The spec cannot be resolved or read.
     """
-    fams, kds = check_options(families=families, kinds=kinds, min_size=min_size,
-                              ks_sample=ks_sample, ks_replicates=ks_replicates, jobs=jobs)
+    from weightstats.options import check_model_options
+
+    # Every option is checked before the spec is resolved or any weights are read.
+    opt = check_model_options(families=families, kinds=kinds, layers=layers, min_size=min_size,
+                              ks_sample=ks_sample, ks_replicates=ks_replicates, seed=seed,
+                              jobs=jobs, per_channel=per_channel)
+    fams, kds, layers, min_size, jobs = (opt["families"], opt["kinds"], opt["layers"],
+                                         opt["min_size"], opt["jobs"])
+    ks_sample, ks_replicates, seed = opt["ks_sample"], opt["ks_replicates"], opt["seed"]
     from weightstats.layers import select
     from weightstats.sources import resolve
 
@@ -262,9 +250,10 @@ def fit_model(
     for t, fit in zip(selected, fits, strict=True):
         # What the source read differently (quantized, sparse, expanded) and tied names.
         fit.notes.extend(getattr(t, "notes", []))
-    return ModelReport(model=source.name, spec=str(source.spec), layers=results,
-                       families=fams, options=options,
-                       description=getattr(source, "description", ""))
+    # Recorded without local folder names: the report does not depend on how a path was typed.
+    spec, description = source_identity(source)
+    return ModelReport(model=source.name, spec=spec, layers=results, families=fams,
+                       options=options, description=description)
 
 
 class _progress:
@@ -287,15 +276,18 @@ class _progress:
             TimeRemainingColumn,
         )
 
+        from weightstats.text import terminal
+
         self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                             TextColumn("{task.fields[layer]}"),
+                             TextColumn("{task.fields[layer]}", markup=False),
                              console=Console(stderr=True), transient=True)
         self._bar.start()
         task = self._bar.add_task(f"fitting {self.label}", total=self.total, layer="")
 
         def tick(name: str) -> None:
-            self._bar.update(task, advance=1, layer=name)
+            # A layer name is file content: never markup, never raw control characters.
+            self._bar.update(task, advance=1, layer=terminal(name))
 
         return tick
 

@@ -223,18 +223,12 @@ def select(
         Float tensors passing all filters. Non-float tensors (int, bool, complex) are always
         skipped: they hold indices or shape constants, not weights.
     """
-    if kinds is None or (isinstance(kinds, str) and kinds == "all"):
-        wanted = set(KINDS)
-    else:
-        wanted = {kinds} if isinstance(kinds, str) else set(kinds)
-        unknown = sorted(wanted - set(KINDS))
-        if unknown:
-            raise OptionError(
-                f"unknown layer kind(s) {', '.join(unknown)}: choose from {', '.join(KINDS)}"
-            )
-    if min_size < 0:
-        raise OptionError(f"min_size must be >= 0, got {min_size}: pass a non-negative size")
-    match = _matcher(pattern)
+    from weightstats.options import check_kinds, check_min_size, check_pattern
+
+    # The package's one validator: the same answers as fit_model and the CLI.
+    wanted = set(check_kinds(kinds))
+    min_size = check_min_size(min_size)
+    match = _matcher(check_pattern(pattern))
     for t in tensors:
         if t.is_float and t.kind in wanted and t.numel >= min_size and match(t.name):
             yield t

@@ -22,7 +22,8 @@ _FALLBACK_LABELS = {
     "gennorm": "generalized normal",
 }
 DESCRIPTIVE_COLUMNS = (
-    "mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max", "n_nonfinite",
+    "mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "atom_mass", "min", "max",
+    "n_nonfinite",
 )
 LAYER_COLUMNS = ("layer", "kind", "group", "tensor_shape", "dtype", "depth", "status")
 ALL_FORMATS = ("csv", "md", "json", "html", "png")
@@ -104,7 +105,12 @@ def _flags_str(value: Any) -> str:
     return str(value)
 
 
-_ABS_PATH = re.compile(r"(?<![\w.:/])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`]+[/\\])+([^\s/\\'\"`]+)")
+# An absolute path (POSIX, ``~``, or a Windows drive) inside free text. Folder names may hold
+# single spaces ("My Models") as long as another separator follows; the match ends at the last
+# name, which is all that is kept. Hub ids such as "timm/resnet50" are not absolute: untouched.
+_SEGMENT = r"[^\s/\\'\"`]+"
+_ABS_PATH = re.compile(rf"(?<![\w.:/\\])(?:~|[A-Za-z]:)?[/\\](?:{_SEGMENT}(?: (?!~|[A-Za-z]:){_SEGMENT})*[/\\])+"
+                       rf"({_SEGMENT})")
 
 
 def safe_spec(spec: str) -> str:
@@ -117,8 +123,41 @@ def safe_spec(spec: str) -> str:
 
 
 def scrub_paths(text: str) -> str:
-    """Replace absolute paths inside free text (descriptions) by their file names."""
+    """Replace absolute paths inside free text (descriptions, notes) by their file names."""
     return _ABS_PATH.sub(r"\1", str(text))
+
+
+def _scrub_fit(fit: dict[str, Any]) -> dict[str, Any]:
+    """A fit's message and notes without absolute paths (a failed load may quote one)."""
+    if isinstance(fit.get("message"), str):
+        fit["message"] = scrub_paths(fit["message"])
+    if isinstance(fit.get("notes"), list):
+        fit["notes"] = [scrub_paths(n) if isinstance(n, str) else n for n in fit["notes"]]
+    return fit
+
+
+def source_identity(source: Any) -> tuple[str, str]:
+    """(spec, description) of a resolved source for reports, free of local folder names.
+
+    A local file is recorded by its file name, a folder by its own name and the weights file
+    inside it, so ``m.safetensors``, ``./m.safetensors`` and ``/abs/path/m.safetensors`` give
+    the same report. Other sources (hub ids, model names) keep their spec, with any absolute
+    path in it or in the description (a cache location, an error note) cut to its last name.
+    """
+    spec, description = str(source.spec), str(getattr(source, "description", "") or "")
+    path = getattr(source, "path", None)
+    if getattr(source, "kind_of_source", "") == "file" and path is not None:
+        typed = Path(os.path.expanduser(spec))
+        chosen = Path(path)
+        if typed.is_dir():
+            folder = typed.resolve().name or typed.resolve().anchor
+            try:
+                inner = chosen.resolve().relative_to(typed.resolve()).as_posix()
+            except ValueError:
+                inner = chosen.name
+            return folder, f"local folder {folder}, file {inner}"
+        return chosen.name, f"local file {chosen.name}"
+    return safe_spec(spec), scrub_paths(description)
 
 
 @dataclass
@@ -197,6 +236,8 @@ class ModelReport:
 
     def wide(self) -> pd.DataFrame:
         """One row per layer: verdicts, shape parameters, KS D of each family, kurtosis."""
+        from weightstats.fitting.heterogeneity import describe_where
+
         rows = []
         for lr in self.layers:
             fit = lr.fit
@@ -218,12 +259,20 @@ class ModelReport:
                 "delta_aic": _num(verdict.get("delta_aic")),
                 "best_bic": verdict.get("best_bic"),
                 "separated": verdict.get("separated"),
+                # Does the best family fit at all (fitting.adequacy), and along which tensor axis
+                # do slice scales differ (fitting.heterogeneity)?
+                "adequate": verdict.get("adequate"),
+                "adequacy": verdict.get("adequacy"),
+                "adequacy_reason": verdict.get("adequacy_reason"),
+                "scales_differ_by": describe_where(getattr(fit, "heterogeneity", None) or {}),
                 "t_df": get("t", "shape"),
                 "t_df_ci_low": get("t", "shape_ci_low"),
                 "t_df_ci_high": get("t", "shape_ci_high"),
+                "t_df_ci_method": _ci_method(frame, "t"),
                 "gennorm_beta": get("gennorm", "shape"),
                 "gennorm_beta_ci_low": get("gennorm", "shape_ci_low"),
                 "gennorm_beta_ci_high": get("gennorm", "shape_ci_high"),
+                "gennorm_beta_ci_method": _ci_method(frame, "gennorm"),
             }
             for fam in self.families:
                 row[f"ks_D_{fam}"] = get(fam, "ks_stat")
@@ -231,7 +280,7 @@ class ModelReport:
                 row[f"ks_p_{fam}"] = get(fam, "ks_pvalue")
             for fam in self.families:
                 row[f"ll_per_weight_{fam}"] = get(fam, "loglik_per_weight")
-            for key in ("excess_kurtosis", "skewness", "std", "zero_fraction"):
+            for key in ("excess_kurtosis", "skewness", "std", "zero_fraction", "atom_mass"):
                 row[key] = _num(desc.get(key))
             rows.append(row)
         return pd.DataFrame(rows)
@@ -281,7 +330,7 @@ class ModelReport:
         for lr in self.layers:
             layers.append({
                 "name": lr.name, "kind": lr.kind, "group": lr.group, "shape": list(lr.shape),
-                "dtype": lr.dtype, "depth": lr.index, "fit": lr.fit.to_dict(),
+                "dtype": lr.dtype, "depth": lr.index, "fit": _scrub_fit(lr.fit.to_dict()),
             })
         return _clean({
             "weightstats_report": 1,
@@ -321,6 +370,14 @@ class ModelReport:
         from weightstats.report.tables import write_report
 
         return write_report(self, directory, formats, plots=plots)
+
+
+def _ci_method(frame: pd.DataFrame, family: str) -> str:
+    """How a family's shape interval was made: "wald", "sandwich", "omitted" or "" (none)."""
+    if not len(frame) or "shape_ci_method" not in frame.columns:
+        return ""
+    methods = frame.loc[frame["family"] == family, "shape_ci_method"].tolist()
+    return methods[0] if methods and isinstance(methods[0], str) else ""
 
 
 def _num(value: Any) -> float:
