@@ -451,3 +451,37 @@ def test_weight_norm_gains_are_not_conv_layers(tmp_path: Path) -> None:
         assert from_names[name] == kind, (name, from_names[name])
     # torch's naming: original0 is the per-channel norm g, original1 the direction v
     assert math.prod(shapes["new.parametrizations.weight.original0"]) == 8
+
+
+def test_mutated_torchscript_archives_load_or_say_why(tmp_path: Path) -> None:
+    """Byte flips and truncations inside data.pkl and code/: a clean load or one LoadError."""
+    import zipfile
+
+    path = tmp_path / "ok.pt"
+    torch.manual_seed(0)
+    _script(Outer()).save(str(path))
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    targets = [n for n in members if n.endswith("/data.pkl") or n.endswith("code/__torch__.py")]
+    rng = np.random.default_rng(0)
+    outcomes = {"loaded": 0, "refused": 0}
+    for case in range(80):
+        name = targets[case % len(targets)]
+        data = bytearray(members[name])
+        if case % 4 == 3:
+            data = data[: int(rng.integers(1, len(data)))]
+        else:
+            for pos in rng.integers(0, len(data), size=int(rng.integers(1, 4))):
+                data[pos] = int(rng.integers(0, 256))
+        bad = tmp_path / f"m{case}.pt"
+        with zipfile.ZipFile(bad, "w") as z:
+            for n, content in members.items():
+                z.writestr(n, bytes(data) if n == name else content)
+        try:
+            for t in resolve(str(bad)).tensors():
+                t.load()
+            outcomes["loaded"] += 1
+        except LoadError as err:
+            assert "\n" not in str(err)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0
