@@ -196,7 +196,8 @@ def fit_model(
         Layers fitted at once, on threads (ResNet-50: 1.5x faster with 2 on 2 cores); 1 fits in
         the calling thread.
     allow_pickle : bool
-        Allow pickle-based checkpoint formats (runs code from the file: trusted files only).
+        Allow pickle checkpoints and TorchScript archives that need their code run (runs code
+        from the file: trusted files only). Off, no format runs code from the file.
     progress : bool
         Show a rich progress bar on stderr.
 

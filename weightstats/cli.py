@@ -116,7 +116,8 @@ def _fit_options(f: Any) -> Any:
         click.option("--jobs", type=int, default=1, show_default=True,
                      help="Layers fitted at once, on threads (results identical to --jobs 1)."),
         click.option("--allow-pickle", is_flag=True,
-                     help="Allow pickle checkpoints (runs code from the file: trusted only)."),
+                     help="Allow pickle checkpoints and TorchScript archives that need their "
+                          "code run (runs code from the file: trusted files only)."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),
     ]
     for opt in reversed(opts):

@@ -136,8 +136,10 @@ def resolve(spec: Any, *, allow_pickle: bool = False) -> ModelSource:
     spec : str, os.PathLike, torch.nn.Module or Mapping
         See the module docstring for the accepted strings.
     allow_pickle : bool, optional
-        Allow full pickle loading (whole pickled modules, custom classes) for trusted files.
-        Off by default: ``torch.load(weights_only=True)`` cannot run code from the file.
+        Allow full pickle loading (whole pickled modules, custom classes) and ``torch.jit.load``
+        of TorchScript archives whose classes set their state with code, for trusted files.
+        Off by default, no format runs code from the file: ``torch.load(weights_only=True)``
+        for checkpoints, a restricted unpickler for TorchScript archives.
 
     Returns
     -------
