@@ -132,6 +132,21 @@ def test_hostile_group_names_in_summary_markdown(tmp_path: Path) -> None:
     assert "<b>" not in md and "enc`|" not in md
 
 
+def test_compare_of_hostile_groups_stays_inert(tmp_path: Path, capsys) -> None:
+    from weightstats.report.compare import save_compare, split_groups
+
+    gen = torch.Generator().manual_seed(6)
+    state = {f"{g}.fc.weight": torch.randn(20, 20, generator=gen)
+             for g in ("enc[/]`|<i>", "dec\x1b]0;pwned\x07")}
+    parts = split_groups(fit_model(state, **FAST))
+    out = save_compare(parts, tmp_path / "cmp", ["csv", "md", "html", "json"], plots=False)
+    for name in ("summary.md", "report.html", "models.csv", "layers.csv"):
+        no_control((out / name).read_text(encoding="utf-8"))
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert "<i>" not in md and "`|" not in md
+    assert "<i>" not in (out / "report.html").read_text(encoding="utf-8")
+
+
 # ----------------------------------------------------------------------------- paths
 def test_scrub_paths_with_spaces_and_drives() -> None:
     text = scrub_paths("local file /home/alice/Secret Project/my models/m.safetensors (sharded)")
