@@ -55,7 +55,7 @@ def test_fit_writes_report_files(model_file: Path, tmp_path: Path) -> None:
     assert "features.conv2.weight" in result.output and "ex. kurt" in result.output
     assert f"report written to {out}" in result.output
     assert {"layers.csv", "layers.md", "summary.md", "report.json", "report.html",
-            "figures", "comparisons.csv"} == set(os.listdir(out))
+            "figures", "comparisons.csv", ".weightstats-report"} == set(os.listdir(out))
 
 
 def test_fit_default_out_and_format_option(model_file: Path, tmp_path: Path,
@@ -65,7 +65,7 @@ def test_fit_default_out_and_format_option(model_file: Path, tmp_path: Path,
                                       "--no-plots", *FAST], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert set(os.listdir(tmp_path / "reports" / "tiny")) == {
-        "layers.csv", "comparisons.csv", "report.json"}
+        "layers.csv", "comparisons.csv", "report.json", ".weightstats-report"}
     assert os.listdir(tmp_path / "reports") == ["tiny"]
 
 
@@ -134,7 +134,7 @@ def test_compare_two_specs(model_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "tiny-2" in result.output
     assert {"models.csv", "layers.csv", "summary.md", "report.json", "report.html",
-            "compare.png"} == set(os.listdir(out))
+            "compare.png", ".weightstats-report"} == set(os.listdir(out))
 
 
 def test_compare_one_spec_uses_groups(model_file: Path, tmp_path: Path) -> None:

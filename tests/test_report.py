@@ -101,7 +101,7 @@ def test_save_writes_all_formats_and_leaves_nothing_else(report: ModelReport,
     assert os.listdir(tmp_path) == ["rep"]  # no temp dirs left beside it
     names = set(os.listdir(out))
     assert {"layers.csv", "comparisons.csv", "layers.md", "summary.md", "report.json",
-            "report.html", "figures"} == names
+            "report.html", "figures", ".weightstats-report"} == names
     pngs = sorted(os.listdir(out / "figures"))
     assert pngs == ["delta_loglik_vs_depth.png", "hist_01.png", "qq_01.png",
                     "shape_vs_depth.png"]
@@ -120,9 +120,10 @@ def test_save_writes_all_formats_and_leaves_nothing_else(report: ModelReport,
 
 def test_save_subset_of_formats(report: ModelReport, tmp_path: Path) -> None:
     out = report.save(tmp_path / "rep", formats=("json", "md"))
-    assert set(os.listdir(out)) == {"report.json", "layers.md", "summary.md"}
+    assert set(os.listdir(out)) == {"report.json", "layers.md", "summary.md",
+                                    ".weightstats-report"}
     out = report.save(tmp_path / "rep2", formats=("html",), plots=False)
-    assert set(os.listdir(out)) == {"report.html"}
+    assert set(os.listdir(out)) == {"report.html", ".weightstats-report"}
     with pytest.raises(OptionError, match="valid formats"):
         report.save(tmp_path / "rep3", formats=("pdf",))
 

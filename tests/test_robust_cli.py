@@ -198,7 +198,10 @@ def test_cli_interrupted_mid_fit(big_model: Path, tmp_path: Path, sig: int,
     parent.mkdir()
     out = parent / "big"
     if old_report:
+        from weightstats.report.atomic import MARKER, MARKER_TEXT
+
         out.mkdir()
+        (out / MARKER).write_bytes(MARKER_TEXT)  # a report folder: may be replaced
         (out / "layers.csv").write_text("old report\n")
     env = {**ENV, "PYTHONPATH": str(hook), "WS_ROBUST_FIT_STARTED": str(started)}
     proc = subprocess.Popen([str(EXE), "fit", str(big_model), "--out", str(out), "--no-plots"],
@@ -224,7 +227,7 @@ def test_cli_interrupted_mid_fit(big_model: Path, tmp_path: Path, sig: int,
     assert lines == ["weightstats: interrupted; no report written"], err
     if old_report:
         assert sorted(p.name for p in parent.iterdir()) == ["big"]
-        assert [p.name for p in out.iterdir()] == ["layers.csv"]
+        assert sorted(p.name for p in out.iterdir()) == [MARKER, "layers.csv"]
         assert (out / "layers.csv").read_text() == "old report\n"
     else:
         assert list(parent.iterdir()) == [], "partial report or temp dir left behind"

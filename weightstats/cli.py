@@ -15,15 +15,18 @@ from typing import Any
 
 import click
 
+from weightstats import interrupts
 from weightstats.errors import WeightstatsError
+from weightstats.text import one_line, terminal
 
 EXIT_USAGE = 2
 EXIT_INTERRUPT = 130
 
 
 def _err(message: str) -> None:
-    """One line on stderr, whatever the message contained."""
-    click.echo("weightstats: error: " + " ".join(str(message).split()), err=True)
+    """One line on stderr, whatever the message contained: control characters shown escaped
+    (a layer name or path cannot drive the terminal), a huge path shortened in the middle."""
+    click.echo("weightstats: error: " + one_line(message), err=True)
 
 
 class _Interrupted(Exception):
@@ -48,6 +51,7 @@ class WeightstatsGroup(click.Group):
             rv = super().main(argv, prog_name or "weightstats", complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            interrupts.check()  # an interrupt whose KeyboardInterrupt Python dropped
         except click.exceptions.Abort:  # click's wrapper around KeyboardInterrupt
             click.echo("weightstats: interrupted; no report written", err=True)
             code = EXIT_INTERRUPT
@@ -88,7 +92,8 @@ def _sigterm(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     signal.signal(signal.SIGTERM, _sigterm)
-    cli.main(args=argv, prog_name="weightstats")
+    with interrupts.watching():
+        cli.main(args=argv, prog_name="weightstats")
 
 
 def _fit_options(f: Any) -> Any:
@@ -138,7 +143,8 @@ def _run_fits(specs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
     # Validate everything before any (slow) fitting starts.
     check_options(families=opts["families"], kinds=opts["kinds"], min_size=opts["min_size"],
                   ks_sample=opts["ks_sample"], ks_replicates=opts["ks_replicates"],
-                  jobs=opts["jobs"])
+                  jobs=opts["jobs"], seed=opts["seed"], layers=opts["layers"],
+                  per_channel=opts["per_channel"])
     check_formats(opts["formats"].split(","))
     progress = sys.stderr.isatty()
     return [
@@ -176,22 +182,34 @@ def _is_name(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def _check_out(out: Path | None) -> None:
+def _check_out(out: Path | None, n_reports: int = 1, formats: str = "",
+               no_plots: bool = False) -> None:
     """Fail before any fitting when the report cannot be written where asked."""
-    from weightstats.report.atomic import _check_target
+    from weightstats.report.atomic import check_parent_folder, check_target
+    from weightstats.report.tables import check_outputs
 
-    _check_target(out if out is not None else Path("reports"))
+    check_outputs(formats.split(",") if formats else ["csv"], plots=not no_plots)
+    if out is None:
+        check_parent_folder(Path("reports"), may_be_report=True)
+    elif n_reports == 1:
+        check_target(out)
+    else:  # --out is the parent of one report per spec, never a report itself
+        check_parent_folder(out)
 
 
 def print_layer_table(report: Any) -> None:
     """The per-layer terminal table."""
     from rich.table import Table
+    from rich.text import Text
 
     from weightstats.report.model_report import family_label
-    from weightstats.report.tables import fmt, fmt_df
+    from weightstats.report.tables import ADEQUACY_LABELS, fmt, fmt_df
 
-    table = Table(title=f"{report.model}: per-layer fits", title_justify="left")
-    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "t df", "gennorm β"):
+    # Names come from the weights file: Text cells are never parsed as rich markup, and
+    # terminal() shows control characters escaped instead of sending them to the terminal.
+    table = Table(title=Text(f"{terminal(report.model)}: per-layer fits"), title_justify="left")
+    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "fit", "t df",
+                "gennorm β"):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
     for fam in report.families:
         table.add_column(f"D {fam}", justify="right")
@@ -201,10 +219,11 @@ def print_layer_table(report: Any) -> None:
                  family_label(row["best_aic"]) if _is_name(row["best_aic"]) else row["status"],
                  fmt(row["delta_aic"], 3),
                  family_label(row["best_bic"]) if _is_name(row["best_bic"]) else "",
+                 ADEQUACY_LABELS.get(row.get("adequacy"), ""),
                  fmt_df(row["t_df"]), fmt(row["gennorm_beta"], 3)]
         cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
         cells.append(fmt(row["excess_kurtosis"], 3))
-        table.add_row(*[str(c) for c in cells])
+        table.add_row(*[Text(terminal(c)) for c in cells])
     _console().print(table)
 
 
@@ -216,22 +235,50 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
 
     With several SPECs, --out is the parent directory of one report per model.
     """
-    _check_out(opts["out"])
+    _check_out(opts["out"], len(specs), opts["formats"], opts["no_plots"])
+    from rich.text import Text
+
+    from weightstats.fitting.compare import AIC_NOTE_SHORT
+    from weightstats.report.tables import no_fit_lines
+
     reports = _run_fits(specs, opts)
     _unique_names(reports)
     console = _console()
+    failed: list[tuple[str, Exception]] = []
     for rep in reports:
+        interrupts.check()
         if opts["out"] is None:
             out = Path("reports") / rep.model
         else:
             out = opts["out"] if len(reports) == 1 else opts["out"] / rep.model
-        print_layer_table(rep)
-        info, sentence = rep.summary()
-        console.print(f"[bold]{sentence}[/bold]", highlight=False)
-        console.print(f"By AIC: {info['aic_sentence']} (AIC over-picks the larger of two "
-                      "nested families ~16% of the time; BIC is consistent.)", highlight=False)
-        path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
-        console.print(f"report written to {path}/", highlight=False, soft_wrap=True)
+        try:  # one report that cannot be written must not cost the others
+            print_layer_table(rep)
+            info, sentence = rep.summary()
+            # The answer can name layers (no family fits ...): plain text, never markup.
+            console.print(Text(terminal(sentence), style="bold"), highlight=False)
+            for line in no_fit_lines(info):  # which layers no family fits, and why
+                console.print(Text(terminal(f"no family fits {line}")), highlight=False)
+            console.print(terminal(f"By AIC: {info['aic_sentence']} ({AIC_NOTE_SHORT}; BIC is "
+                                   "consistent.)"), highlight=False, markup=False)
+            path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
+        except Exception as err:
+            if len(reports) == 1:
+                raise
+            failed.append((rep.model, err))
+            continue
+        console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
+                      markup=False)
+    _raise_failed(failed, len(reports))
+
+
+def _raise_failed(failed: Sequence[tuple[str, Exception]], total: int) -> None:
+    """One error line naming each report that was not written (the others were)."""
+    if not failed:
+        return
+    why = "; ".join(f"{name}: {err if isinstance(err, WeightstatsError) else repr(err)}"
+                    for name, err in failed)
+    raise WeightstatsError(f"{len(failed)} of {total} reports not written ({why}); "
+                           "the others were written")
 
 
 @cli.command()
@@ -245,7 +292,7 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     from weightstats.errors import OptionError
     from weightstats.report.compare import compare_display, save_compare, split_groups
 
-    _check_out(opts["out"])
+    _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
     reports = _run_fits(specs, opts)
     if len(reports) == 1:
         reports = split_groups(reports[0])
@@ -256,6 +303,7 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     names = [r.model.replace(":", "-") for r in reports]
     out = opts["out"] or Path("reports") / ("compare-" + "-vs-".join(names))
     from rich.table import Table
+    from rich.text import Text
 
     shown = compare_display(reports)
     table = Table(title="best family by BIC: layers won (share of weights)",
@@ -263,13 +311,14 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     for col in shown.columns:
         table.add_column(str(col), justify="left" if col == "model" else "right")
     for row in shown.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[Text(terminal(v)) for v in row])
     console = _console()
     console.print(table)
     for rep in reports:
-        console.print(f"{rep.model}: {rep.summary()[1]}", highlight=False)
+        console.print(terminal(f"{rep.model}: {rep.summary()[1]}"), highlight=False, markup=False)
     path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
-    console.print(f"report written to {path}/", highlight=False, soft_wrap=True)
+    console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
+                  markup=False)
 
 
 @cli.command(name="list")

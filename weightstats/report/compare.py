@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from weightstats.report.atomic import atomic_directory
 from weightstats.report.model_report import ModelReport, family_label
-from weightstats.report.tables import check_formats, markdown_table, to_csv_text, to_json_text
+from weightstats.report.tables import check_outputs, markdown_table, to_csv_text, to_json_text
 
 
 def split_groups(report: ModelReport) -> list[ModelReport]:
@@ -131,9 +131,11 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
 def compare_markdown(reports: Sequence[ModelReport], frame: pd.DataFrame) -> str:
     """summary.md of a comparison."""
     from weightstats.report.summary import NOTES
+    from weightstats.text import markdown
 
-    lines = ["# weightstats comparison: " + " vs ".join(r.model for r in reports), ""]
-    lines += [f"- **{r.model}**: {r.summary()[1]}" for r in reports]
+    # Model names of one spec's groups come from layer names (file content): escaped.
+    lines = ["# weightstats comparison: " + " vs ".join(markdown(r.model) for r in reports), ""]
+    lines += [f"- **{markdown(r.model)}**: {markdown(r.summary()[1])}" for r in reports]
     lines += ["", "Best family by BIC: layers won (share of weights).", "",
               markdown_table(compare_display(reports)), "## Notes", ""]
     lines += [f"- {n}" for n in NOTES]
@@ -144,10 +146,10 @@ def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[st
                  formats: Sequence[str] = ("csv", "md", "json", "html", "png"), *,
                  plots: bool = True) -> Path:
     """Write the comparison (models.csv, summary.md, report.json, compare.png, report.html)."""
-    from weightstats.report.figures import to_png
+    from weightstats.report.figures import render
     from weightstats.report.html import page, table_html
 
-    fmts = check_formats(formats)
+    fmts = check_outputs(formats, plots=plots)
     frame = compare_frame(reports)
     target = Path(directory)
     with atomic_directory(target) as tmp:
@@ -161,12 +163,13 @@ def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[st
             data = {"weightstats_compare": 1,
                     "models": [r.to_dict() for r in reports]}
             (tmp / "report.json").write_text(to_json_text(data))
-        png = to_png(compare_figure(reports)) if plots and {"png", "html"} & set(fmts) else b""
+        png = render(compare_figure, reports) if plots and {"png", "html"} & set(fmts) else b""
         if png and "png" in fmts:
             (tmp / "compare.png").write_bytes(png)
         if "html" in fmts:
             import base64
-            import html
+
+            from weightstats.text import html_text
 
             sections = [("Models (best family by BIC: layers won, share of weights)",
                          table_html(compare_display(reports), text_cols=("model",)))]
@@ -175,7 +178,7 @@ def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[st
                 sections.append(("Figure", f'<figure><img alt="compare" '
                                            f'src="data:image/png;base64,{b64}"></figure>'))
             sections.append(("Summaries", "<ul>" + "".join(
-                f"<li><b>{html.escape(r.model)}</b>: {html.escape(r.summary()[1])}</li>"
+                f"<li><b>{html_text(r.model)}</b>: {html_text(r.summary()[1])}</li>"
                 for r in reports) + "</ul>"))
             title = "weightstats: " + " vs ".join(r.model for r in reports)
             (tmp / "report.html").write_text(page(title, sections))

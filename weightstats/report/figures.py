@@ -7,11 +7,13 @@ deterministic: fixed dpi and no "Software" metadata.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -23,6 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from weightstats.report.model_report import LayerResult, ModelReport
 
 PER_FIGURE = 20  # small multiples per page: 5 x 4 stays legible at the report's width
+# A model of 10,000 layers would need 1,000 pages of small multiples: panels are drawn for the
+# largest layers only (by weight count; every layer stays in the tables), and the per-depth
+# figures draw one median point per bin of layers beyond MAX_POINTS. This bounds the number,
+# size and drawing time of the figures whatever the model.
+MAX_PANEL_LAYERS = 40
+MAX_POINTS = 1000
+MAX_FIGURES = 2 * math.ceil(MAX_PANEL_LAYERS / PER_FIGURE) + 2
+MAX_FIGURE_BYTES = 3_000_000  # all PNGs of one report together (measured: ~1.2 MB at the caps)
 NCOLS = 5
 DPI = 80
 COLORS = {"normal": "#1f77b4", "laplace": "#d62728", "t": "#2ca02c", "gennorm": "#9467bd"}
@@ -42,6 +52,55 @@ def _label(name: str) -> str:
 
 def _color(name: str) -> str:
     return COLORS.get(name, "#7f7f7f")
+
+
+@contextlib.contextmanager
+def plain_text() -> Iterator[None]:
+    """Draw text as given: a layer or model name with ``$`` must not be parsed as mathtext.
+
+    Text objects read the setting when created and tick labels are created while drawing, so
+    both building and rendering a figure happen inside this block.
+    """
+    with matplotlib.rc_context({"text.parse_math": False}):
+        yield
+
+
+def render(build: Callable[..., Figure], *args: Any) -> bytes:
+    """PNG bytes of ``build(*args)``, with names drawn as plain text."""
+    with plain_text():
+        return to_png(build(*args))
+
+
+def panel_layers(report: ModelReport) -> list[LayerResult]:
+    """The layers drawn as panels: all, or the MAX_PANEL_LAYERS largest, in depth order."""
+    layers = list(report.layers)
+    if len(layers) <= MAX_PANEL_LAYERS:
+        return layers
+    largest = sorted(range(len(layers)), key=lambda i: (-int(layers[i].fit.n), i))
+    return [layers[i] for i in sorted(largest[:MAX_PANEL_LAYERS])]
+
+
+def panel_note(report: ModelReport) -> str | None:
+    """The sentence stating which layers the panels show, when not all of them."""
+    n = len(report.layers)
+    if n <= MAX_PANEL_LAYERS:
+        return None
+    return (f"Histogram and QQ figures show the {MAX_PANEL_LAYERS} of {n} layers with the most "
+            "weights; the tables list every layer.")
+
+
+def _thin(depth: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most MAX_POINTS points: beyond that, the median of each bin of consecutive layers."""
+    depth = np.asarray(depth, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if depth.size <= MAX_POINTS:
+        return depth, values
+    bins = np.array_split(np.arange(depth.size), MAX_POINTS)
+    x = np.array([depth[b].mean() for b in bins])
+    with np.errstate(all="ignore"):
+        y = np.array([np.nanmedian(values[b]) if np.isfinite(values[b]).any() else np.nan
+                      for b in bins])
+    return x, y
 
 
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
@@ -168,7 +227,9 @@ def small_multiples(report: ModelReport, layers: Sequence[LayerResult], what: st
             draw_qq(ax, layers[i])
     title = ("weight density (log scale) with fitted pdfs" if what == "hist"
              else "QQ plot against the best (BIC) family: x fitted quantile, y weight")
-    fig.suptitle(f"{report.model}: {title}", fontsize=10)
+    shown = "" if len(report.layers) <= MAX_PANEL_LAYERS else (
+        f" ({MAX_PANEL_LAYERS} largest of {len(report.layers)} layers)")
+    fig.suptitle(f"{report.model}: {title}{shown}", fontsize=10)
     return fig
 
 
@@ -185,15 +246,16 @@ def delta_ll_figure(report: ModelReport) -> Figure:
         base = (wide[f"ll_per_weight_{base_name}"].to_numpy(dtype=float) if base_name
                 else np.nanmax(lls, axis=1))
         for j, fam in enumerate(report.families):
-            ax.plot(wide["depth"], lls[:, j] - base, marker=MARKERS.get(fam, "o"), ms=3.5,
+            x, y = _thin(wide["depth"].to_numpy(dtype=float), lls[:, j] - base)
+            ax.plot(x, y, marker=MARKERS.get(fam, "o"), ms=3.5,
                     lw=0.8, color=_color(fam), label=_label(fam))
     ax.axhline(0, color="0.3", lw=0.8)
     ref = _label(base_name) if base_name else "the best family"
     ax.set_xlabel("layer depth (order in the model)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"log-likelihood per weight − {ref}")
-    ax.set_title(f"{report.model}: fit gain per weight relative to {ref} (higher is better)",
-                 fontsize=10)
+    ax.set_title(f"{report.model}: fit gain per weight relative to {ref} (higher is better)"
+                 + _thinned(len(wide)), fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
@@ -208,12 +270,12 @@ def shape_figure(report: ModelReport) -> Figure:
         # df beyond ~1e3 is indistinguishable from the Gaussian limit (fits run to the 1e10 cap):
         # draw those at the top of the axis as open markers instead of squashing the rest.
         top = DF_SHOWN_UP_TO
-        df = wide["t_df"].to_numpy(dtype=float)
-        ax_t.plot(wide["depth"], np.minimum(df, top), "-", lw=0.8, color=_color("t"))
+        depth, df = _thin(wide["depth"].to_numpy(dtype=float), wide["t_df"].to_numpy(dtype=float))
+        ax_t.plot(depth, np.minimum(df, top), "-", lw=0.8, color=_color("t"))
         inside = df < top
-        ax_t.plot(wide["depth"][inside], df[inside], "^", ms=3.5, color=_color("t"))
+        ax_t.plot(depth[inside], df[inside], "^", ms=3.5, color=_color("t"))
         if (~inside).any():
-            ax_t.plot(wide["depth"][~inside], np.full((~inside).sum(), top), "^", ms=5,
+            ax_t.plot(depth[~inside], np.full((~inside).sum(), top), "^", ms=5,
                       mfc="none", color=_color("t"), label=f"df ≥ {top:g} (Gaussian limit)")
             ax_t.legend(fontsize=8)
         ax_t.set_yscale("log")
@@ -221,11 +283,12 @@ def shape_figure(report: ModelReport) -> Figure:
     ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)
     if len(wide) and "gennorm" in report.families:
         cap = BETA_SHOWN_UP_TO
-        beta = wide["gennorm_beta"].to_numpy(dtype=float)
-        ax_b.plot(wide["depth"], np.minimum(beta, cap), "D-", ms=3.5, lw=0.8,
+        depth, beta = _thin(wide["depth"].to_numpy(dtype=float),
+                            wide["gennorm_beta"].to_numpy(dtype=float))
+        ax_b.plot(depth, np.minimum(beta, cap), "D-", ms=3.5, lw=0.8,
                   color=_color("gennorm"))
         if (beta > cap).any():
-            ax_b.plot(wide["depth"][beta > cap], np.full((beta > cap).sum(), cap), "D", ms=6,
+            ax_b.plot(depth[beta > cap], np.full((beta > cap).sum(), cap), "D", ms=6,
                       mfc="none", color=_color("gennorm"), label=f"β ≥ {cap:g} (flat, uniform-like)")
     ax_b.axhline(2, color=_color("normal"), ls="--", lw=0.9, label="β = 2 (Gaussian)")
     ax_b.axhline(1, color=_color("laplace"), ls="--", lw=0.9, label="β = 1 (Laplace)")
@@ -233,31 +296,40 @@ def shape_figure(report: ModelReport) -> Figure:
     ax_b.set_xlabel("layer depth (order in the model)")
     ax_b.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_b.legend(fontsize=8)
-    fig.suptitle(f"{report.model}: tail shape vs depth", fontsize=10)
+    fig.suptitle(f"{report.model}: tail shape vs depth" + _thinned(len(wide)), fontsize=10)
     return fig
+
+
+def _thinned(n: int) -> str:
+    """Title suffix when per-depth points are bin medians."""
+    return f" (median per bin of ~{n / MAX_POINTS:.3g} layers)" if n > MAX_POINTS else ""
 
 
 def layer_figure(report: ModelReport, lr: LayerResult) -> Figure:
     """Histogram and QQ plot of a single layer."""
-    fig = new_figure(9, 3.6)
-    ax_h, ax_q = fig.subplots(1, 2)
-    draw_histogram(ax_h, lr, report.families, legend=True)
-    draw_qq(ax_q, lr)
-    ax_h.set_xlabel("weight")
-    ax_q.set_xlabel("fitted quantile")
-    ax_q.set_ylabel("weight quantile")
+    with plain_text():
+        fig = new_figure(9, 3.6)
+        ax_h, ax_q = fig.subplots(1, 2)
+        draw_histogram(ax_h, lr, report.families, legend=True)
+        draw_qq(ax_q, lr)
+        ax_h.set_xlabel("weight")
+        ax_q.set_xlabel("fitted quantile")
+        ax_q.set_ylabel("weight quantile")
     return fig
 
 
 def render_all(report: ModelReport) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(file name, PNG bytes)`` for every report figure, one figure in memory at a time."""
-    layers = report.layers
+    """Yield ``(file name, PNG bytes)`` for every report figure, one figure in memory at a time.
+
+    At most MAX_FIGURES files: panels for :func:`panel_layers` only.
+    """
+    layers = panel_layers(report)
     pages = max(1, math.ceil(len(layers) / PER_FIGURE))
     for what in ("hist", "qq"):
         for p in range(pages):
             chunk = layers[p * PER_FIGURE:(p + 1) * PER_FIGURE]
             if not chunk:
                 continue
-            yield f"{what}_{p + 1:02d}.png", to_png(small_multiples(report, chunk, what))
-    yield "delta_loglik_vs_depth.png", to_png(delta_ll_figure(report))
-    yield "shape_vs_depth.png", to_png(shape_figure(report))
+            yield f"{what}_{p + 1:02d}.png", render(small_multiples, report, chunk, what)
+    yield "delta_loglik_vs_depth.png", render(delta_ll_figure, report)
+    yield "shape_vs_depth.png", render(shape_figure, report)

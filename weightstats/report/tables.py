@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from weightstats import interrupts
 from weightstats.errors import OptionError
+from weightstats.fitting.compare import AIC_NOTE_SHORT
 from weightstats.report.atomic import atomic_directory
+from weightstats.text import csv_cell, markdown, markdown_code
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from weightstats.report.model_report import ModelReport
@@ -29,6 +32,15 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
             f"unknown format {', '.join(bad) or '(none)'}; valid formats: {','.join(ALL_FORMATS)}"
         )
     return out
+
+
+def check_outputs(formats: Sequence[str], *, plots: bool) -> tuple[str, ...]:
+    """Validate formats, and refuse a combination that would write nothing (png, no plots)."""
+    fmts = check_formats(formats)
+    if not plots and set(fmts) <= {"png"}:
+        raise OptionError("--format png with --no-plots would write no file: drop --no-plots, "
+                          "or add a format such as --format csv,png")
+    return fmts
 
 
 def fmt_df(value: Any, digits: int = 3) -> str:
@@ -71,7 +83,8 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     cols = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in frame.itertuples(index=False):
-        cells = [fmt(v, digits).replace("|", "\\|") for v in row]
+        # Text cells (layer names come from the weights file) are escaped; numbers need not be.
+        cells = [markdown(v) if isinstance(v, str) else fmt(v, digits) for v in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -93,7 +106,14 @@ def display_wide(report: ModelReport) -> pd.DataFrame:
         ci = [f"[{fmt(lo, 3)}, {fmt(hi, 3)}]" if lo == lo and hi == hi else ""
               for lo, hi in zip(wide["gennorm_beta_ci_low"], wide["gennorm_beta_ci_high"],
                                 strict=True)]
+        # Where no family fits, the Wald interval is replaced (fitting.adequacy): say by what.
+        ci = [f"{c} {CI_LABELS.get(m, '')}".strip() if m != "omitted" else CI_LABELS[m]
+              for c, m in zip(ci, wide["gennorm_beta_ci_method"], strict=True)]
         out.insert(out.columns.get_loc("gennorm_beta") + 1, "beta_ci", ci)
+    if len(wide):
+        out.insert(out.columns.get_loc("best_bic") + 1, "fit",
+                   [ADEQUACY_LABELS.get(v, "") for v in wide["adequacy"]])
+        out["scales differ by"] = wide["scales_differ_by"].tolist()
     return out.rename(columns={
         "best_aic": "best (AIC)", "delta_aic": "ΔAIC to runner-up", "best_bic": "best (BIC)",
         "t_df": "t df", "gennorm_beta": "gennorm β", "beta_ci": "β 95% CI", "excess_kurtosis": "excess kurtosis",
@@ -101,8 +121,29 @@ def display_wide(report: ModelReport) -> pd.DataFrame:
     })
 
 
+# Short cell text for the adequacy verdict and for intervals that are not Wald intervals.
+ADEQUACY_LABELS = {"fits": "fits", "fits approximately": "fits approx.",
+                   "no family fits": "NO FAMILY FITS", "untested": "untested"}
+CI_LABELS = {"sandwich": "(robust)", "omitted": "omitted: no family fits"}
+
+
+def no_fit_lines(info: dict[str, Any]) -> list[str]:
+    """One line per layer where no family fits: its name, why, and where its scales differ."""
+    out = []
+    for m in (info.get("no_family_fits") or {}).get("layers", []):
+        where = {"": "", "none": "; slice scales differ along no axis beyond i.i.d. noise"}.get(
+            m["scales_differ_by"], f"; scales differ by {m['scales_differ_by']}")
+        out.append(f"{m['layer']}: {m['reason']}{where}")
+    return out
+
+
 def to_csv_text(frame: pd.DataFrame) -> str:
-    """CSV with floats in repr precision (round-trippable, deterministic)."""
+    """CSV with floats in repr precision (round-trippable, deterministic); text fields pass
+    through :func:`weightstats.text.csv_cell` (no control characters, no formula cells)."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = [csv_cell(v) if isinstance(v, str) else v for v in frame[col]]
     return frame.to_csv(index=False, lineterminator="\n", float_format=None)
 
 
@@ -116,10 +157,11 @@ def summary_markdown(report: ModelReport) -> str:
     from weightstats.report.model_report import family_label, safe_spec, scrub_paths
 
     info, answer = report.summary()
-    lines = [f"# weightstats: {report.model}", "", f"**{answer}**", ""]
+    lines = [f"# weightstats: {markdown(report.model)}", "", f"**{markdown(answer)}**", ""]
     if report.description:
-        lines += [f"Model: {scrub_paths(report.description)} (spec `{safe_spec(report.spec)}`)", ""]
-    lines += [f"By AIC: {info['aic_sentence']} _Caveat: {info['aic_caveat']}_", ""]
+        lines += [f"Model: {markdown(scrub_paths(report.description))} "
+                  f"(spec {markdown_code(safe_spec(report.spec))})", ""]
+    lines += [f"By AIC: {markdown(info['aic_sentence'])} _Caveat: {info['aic_caveat']}_", ""]
     counts = pd.DataFrame([
         {
             "family": family_label(f),
@@ -133,7 +175,17 @@ def summary_markdown(report: ModelReport) -> str:
     lines += ["## Best family per layer", "", markdown_table(counts)]
     if info["groups"]:
         lines += ["## By group (BIC)", ""]
-        lines += [f"- {g['sentence']}" for g in info["groups"].values()]
+        lines += [f"- {markdown(g['sentence'])}" for g in info["groups"].values()]
+        lines += [""]
+    if no_fit_lines(info):
+        lines += ["## Layers where no family fits", "",
+                  "Counted apart in the answer and left out of the medians; their shape "
+                  "intervals are robust (sandwich) ones or omitted.", ""]
+        lines += [f"- {markdown(line)}" for line in no_fit_lines(info)]
+        lines += [""]
+    if info.get("atoms"):
+        lines += ["## Atoms: point masses, pruning, quantization", ""]
+        lines += [f"- {markdown(line)}" for line in info["atoms"]]
         lines += [""]
     med = info["medians"]
     if med:
@@ -141,18 +193,22 @@ def summary_markdown(report: ModelReport) -> str:
         lines += [f"- {k}: {fmt(v)}" for k, v in med.items()]
         lines += [""]
     lines += ["## Options", ""]
-    lines += [f"- {k}: `{v}`" for k, v in sorted(report.options.items())]
+    lines += [f"- {k}: {markdown_code(v)}" for k, v in sorted(report.options.items())]
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in info["notes"]]
+    from weightstats.report.figures import panel_note
+
+    if panel_note(report):
+        lines += [f"- {panel_note(report)}"]
     return "\n".join(lines) + "\n"
 
 
 def layers_markdown(report: ModelReport) -> str:
     """layers.md: the wide table, readable."""
     _, answer = report.summary()
-    return (f"# {report.model}: per-layer fits\n\n{answer}\n\n"
-            "ΔAIC is to the runner-up; AIC winners over-pick the larger of two nested families "
-            "about 16% of the time, BIC is consistent. KS D is the Kolmogorov-Smirnov distance "
+    return (f"# {markdown(report.model)}: per-layer fits\n\n{markdown(answer)}\n\n"
+            f"ΔAIC is to the runner-up; {AIC_NOTE_SHORT}, BIC is consistent. "
+            "KS D is the Kolmogorov-Smirnov distance "
             "(effect size).\n\n" + markdown_table(display_wide(report)))
 
 
@@ -171,7 +227,7 @@ def write_report(
     from weightstats.report import figures as figs
     from weightstats.report import html
 
-    fmts = check_formats(formats)
+    fmts = check_outputs(formats, plots=plots)
     target = Path(directory)
     # Files are written one by one as they are rendered (figures are the slow part), all into
     # the temporary directory; a failure anywhere removes it and leaves any old report as is.
@@ -193,6 +249,7 @@ def write_report(
         pngs: dict[str, bytes] = {}
         if plots and ("png" in fmts or "html" in fmts):
             for name, data in figs.render_all(report):
+                interrupts.check()  # a Ctrl-C that matplotlib's callbacks swallowed
                 if "png" in fmts:
                     put(f"figures/{name}", data)
                 if "html" in fmts:
