@@ -350,6 +350,15 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     return atoms
 
 
+def _describe_raw(xs: np.ndarray) -> dict[str, float]:
+    """``describe`` of raw sorted values, computed on x / max|x| so no power can overflow."""
+    top = max(abs(float(xs[0])), abs(float(xs[-1])))
+    described = describe(xs.astype(np.float64) / top)
+    described.update(mean=described["mean"] * top, std=described["std"] * top,
+                     min=float(xs[0]), max=float(xs[-1]))
+    return described
+
+
 def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None,
                base: dict[str, Any], min_n: int):
     """The fitter's hook: find the atoms of sorted ``xs`` and cut them out.
@@ -382,7 +391,7 @@ def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None
     if reason is not None:
         fit = TensorFit.failed(*reason, **base)
         if known is None:
-            fit.descriptives.update(describe(xs.astype(np.float64)))
+            fit.descriptives.update(_describe_raw(xs))
         fit.descriptives.update(atom_mass=atoms.mass, n_atoms=float(atoms.values.size),
                                 zero_fraction=atoms.zero_count / atoms.n_total)
         fit.atoms = atoms.summary()

@@ -1,0 +1,162 @@
+"""Atoms: exact zeros, magnitude pruning and quantization grids (issue 10, item 4).
+
+A value that repeats far more often than a continuous law allows makes every family's likelihood
+unbounded (generalized normal ran to beta 0.1, scale 3e-14). These tests pin the point-mass model,
+the pruning and quantization verdicts, and that continuous data never grow atoms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import weightstats
+from weightstats.fitting.atoms import cell_width, find_atoms, storage_precision
+
+REPLICATES = 200  # enough for the p-value columns these tests do not read
+
+
+def _zero_inflated(seed: int, share: float = 0.3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((512, 512)).astype(np.float32)
+    x[rng.random(x.shape) < share] = 0.0
+    return x
+
+
+def _magnitude_pruned(seed: int, share: float = 0.7) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((512, 512)).astype(np.float32)
+    x[np.abs(x) < np.quantile(np.abs(x), share)] = 0.0
+    return x
+
+
+def test_zeros_are_a_point_mass_and_the_gaussian_wins():
+    x = _zero_inflated(10)
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    frame = fit.to_frame().set_index("family")
+    zero_share = float(np.mean(x == 0))
+    assert fit.verdict["best_bic"] == "normal"
+    assert fit.descriptives["atom_mass"] == pytest.approx(0.30, abs=0.005)
+    assert fit.descriptives["zero_fraction"] == zero_share
+    assert fit.atoms["atoms"] == [{"value": 0.0, "count": int(np.sum(x == 0))}]
+    assert frame.loc["normal", "scale"] == pytest.approx(1.0, abs=0.01)
+    assert frame.loc["gennorm", "shape"] == pytest.approx(2.0, abs=0.05)
+    assert frame.loc["gennorm", "scale"] > 1.0  # sane, not a spike on the zeros
+    assert not frame["flags"].str.contains("at_bound").any()
+    assert frame["flags"].str.contains(f"{zero_share:.1%} exact zeros modelled as a point mass", regex=False).all()
+    # The mixed likelihood (Lebesgue + counting measure), checked against scipy on the nonzeros.
+    rest = x[x != 0].astype(np.float64)
+    n, n0 = x.size, x.size - rest.size
+    mu, sd = stats.norm.fit(rest)
+    expected = (stats.norm.logpdf(rest, mu, sd).sum() + n0 * np.log(n0 / n)
+                + rest.size * np.log(rest.size / n))
+    assert frame.loc["normal", "loglik"] == pytest.approx(expected, rel=1e-9)
+    assert frame.loc["normal", "n"] == n and frame.loc["normal", "n_params"] == 3
+    assert frame.loc["normal", "bic"] == pytest.approx(3 * np.log(n) - 2 * expected, rel=1e-9)
+
+
+def test_atom_term_leaves_family_comparisons_unchanged():
+    x = _zero_inflated(11)
+    with_atoms = weightstats.fit_tensor(x, ks_replicates=REPLICATES).to_frame().set_index("family")
+    alone = weightstats.fit_tensor(x[x != 0], ks_replicates=REPLICATES).to_frame().set_index("family")
+    diff = with_atoms["loglik"] - alone["loglik"]
+    assert np.ptp(diff.to_numpy()) < 1e-6 * abs(diff.iloc[0])  # the same constant for each family
+    assert list(with_atoms["rank_bic"]) == list(alone["rank_bic"])
+    assert with_atoms.loc["normal", "shape_ci_low"] != with_atoms.loc["normal", "shape_ci_low"]
+
+
+def test_magnitude_pruning_is_described_not_fitted():
+    x = _magnitude_pruned(12)
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    c = float(np.abs(x[x != 0]).min())
+    assert fit.status == "pruned"
+    assert fit.message.startswith(f"pruned: |w| < {c:.4g} removed (70% zeros)")
+    assert fit.to_frame().empty and fit.verdict == {}  # no "t df 0.41" anywhere
+    assert fit.atoms["pruned_c"] == pytest.approx(c)
+    assert fit.descriptives["zero_fraction"] == pytest.approx(0.7, abs=1e-3)
+
+
+def test_light_pruning_is_pruning_too():
+    fit = weightstats.fit_tensor(_magnitude_pruned(13, 0.05), ks_replicates=REPLICATES)
+    assert fit.status == "pruned" and "(5% zeros)" in fit.message
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8])
+def test_values_on_a_grid_are_quantized(dtype):
+    rng = np.random.default_rng(14)
+    levels = np.clip(np.round(rng.standard_normal((256, 256)) * 30), -127, 127)
+    step = 1.0 if dtype == np.int8 else 0.0123
+    x = (levels * step).astype(dtype)
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    assert fit.status == "quantized"
+    assert fit.message.startswith(f"quantized: {np.unique(levels).size} levels, step {step:.4g}")
+    assert fit.to_frame().empty
+
+
+def test_a_codebook_that_is_not_a_grid_is_quantized():
+    codebook = np.array([-1.0, -0.53, -0.2, 0.0, 0.07, 0.33, 0.71, 1.0], np.float32)
+    x = np.random.default_rng(15).choice(codebook, (128, 128))
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    assert fit.status == "quantized" and "8 levels, not evenly spaced" in fit.message
+
+
+def test_a_repeated_clip_value_is_an_atom_anywhere():
+    x = np.random.default_rng(16).standard_normal(20_000)
+    x = np.minimum(x, 1.5)  # clipping: 6.7% of the values on 1.5
+    atoms = find_atoms(np.sort(x))
+    assert atoms.values.tolist() == [1.5] and atoms.pruned_c is None
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    assert fit.status == "ok" and fit.descriptives["atom_mass"] == pytest.approx(np.mean(x == 1.5))
+
+
+def _continuous_float32(kind: str) -> np.ndarray:
+    rng = np.random.default_rng(17)
+    if kind == "normal64":
+        return rng.standard_normal(2_000_000).astype(np.float32)
+    if kind == "normal32":  # NumPy's float32 ziggurat: coarser than float32 near zero
+        return rng.standard_normal(2_000_000, dtype=np.float32)
+    if kind == "t3":
+        return (0.02 * rng.standard_t(3, 2_000_000)).astype(np.float32)
+    return rng.uniform(-0.05, 0.05, 2_000_000).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["normal64", "normal32", "t3", "uniform"])
+def test_continuous_float32_has_no_atoms(kind):
+    xs = np.sort(_continuous_float32(kind))
+    assert np.any(xs[1:] == xs[:-1])  # chance repeats from float rounding are there
+    assert not find_atoms(xs, "float32")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, "bfloat16"])
+def test_half_precision_rounding_is_not_atoms(dtype):
+    x = 0.02 * np.random.default_rng(18).standard_normal(1_000_000)
+    if dtype == "bfloat16":  # round to bfloat16 by keeping the top 16 bits of float32
+        x = ((x.astype(np.float32).view(np.uint32) + 0x8000) & 0xFFFF0000).view(np.float32)
+    else:
+        x = x.astype(dtype).astype(np.float32)  # a float16 checkpoint read as float32
+    xs = np.sort(x)
+    assert storage_precision(xs) == ("bfloat16" if dtype == "bfloat16" else "float16")
+    assert not find_atoms(xs, "float32")
+
+
+def test_continuous_fit_reports_no_atoms():
+    fit = weightstats.fit_tensor(_continuous_float32("normal64")[:300_000],
+                                 ks_replicates=REPLICATES)
+    assert fit.atoms == {} and fit.descriptives["atom_mass"] == 0.0
+    assert not fit.to_frame()["flags"].str.contains("point mass").any()
+
+
+def test_cell_width_matches_nextafter():
+    v = np.array([0.0, 1e-40, 0.3, 1.0, 1.5, 2.0, -4.0, 1e30], np.float32)
+    up = np.nextafter(v, np.float32(np.inf)).astype(np.float64) - v
+    down = v - np.nextafter(v, np.float32(-np.inf)).astype(np.float64)
+    assert np.array_equal(cell_width(v, "float32"), (up + down) / 2)
+
+
+def test_per_channel_view_leaves_atoms_out_and_declines_pruning():
+    x = _zero_inflated(19).reshape(512, 8, 8, 8)[:64]
+    fit = weightstats.fit_tensor(x, per_channel=True, ks_replicates=REPLICATES)
+    assert fit.verdict["best_bic"] == "normal"
+    assert fit.to_frame()["flags"].str.contains("left out before the per-channel").all()
+    pruned = weightstats.fit_tensor(_magnitude_pruned(20).reshape(512, 8, 8, 8), per_channel=True)
+    assert pruned.status == "pruned"
