@@ -162,3 +162,143 @@ def test_extreme_magnitudes(name: str) -> None:
     """Regression: raw OverflowError/LinAlgError, or scale 0/inf, at extreme magnitudes."""
     with np.errstate(all="ignore"):
         _check_result(fit_tensor(EXTREME[name], FAMS, **KS))
+
+
+def small_layer(seed: int) -> np.ndarray:
+    """One valid small layer (n = 30 ... 5,000) from a mix of every family's law and hostile but
+    valid shapes: normal, Laplace, t with small and large df, gennorm with beta 0.3..4, uniform,
+    near-constant, two-valued with noise, heavy outliers, values on a coarse grid; any scale."""
+    rng = np.random.default_rng([2026, seed])
+    n = int(rng.choice([30, 31, 64, 100, 256, 500, 1024, 2000, 5000]))
+    kind = int(rng.integers(10))
+    if kind == 0:
+        x = rng.standard_normal(n)
+    elif kind == 1:
+        x = rng.laplace(size=n)
+    elif kind == 2:
+        x = rng.standard_t(rng.choice([0.5, 1.0, 2.0, 3.0]), n)
+    elif kind == 3:
+        x = rng.standard_t(rng.choice([30.0, 300.0, 1e4]), n)
+    elif kind == 4:
+        beta = rng.uniform(0.3, 4.0)
+        x = rng.standard_gamma(1 / beta, n) ** (1 / beta) * rng.choice([-1, 1], n)
+    elif kind == 5:
+        x = rng.uniform(-1, 1, n)
+    elif kind == 6:
+        x = 1.0 + 1e-9 * rng.standard_normal(n)
+    elif kind == 7:
+        x = rng.choice([-1.0, 1.0], n) + 1e-3 * rng.standard_normal(n)
+    elif kind == 8:
+        x = rng.standard_normal(n)
+        x[rng.choice(n, 3, replace=False)] = rng.choice([-1, 1], 3) * 10.0 ** rng.uniform(3, 12)
+    else:
+        x = np.round(rng.standard_normal(n) * 4) / 4
+    return x * 10.0 ** rng.uniform(-4, 2)
+
+
+# Fewer in CI; benchmarks/bench_crashes.py runs 12,500 (every set of issue 11 item 5 at full size).
+SMALL_LAYERS = 500
+
+
+def test_small_layers_of_every_law_never_crash() -> None:
+    """Issue 11 item 5: valid layers raised IndexError (gennorm loc search) and OverflowError
+    (t's shape interval). Every layer fits ("ok", no family failed, every loglik finite) or
+    says why."""
+    failed = []
+    for seed in range(SMALL_LAYERS):
+        fit = fit_tensor(small_layer(seed), FAMS, **KS)
+        if fit.status == "ok":
+            frame = fit.to_frame()
+            if frame["flags"].str.contains("fit_failed").any() or not np.isfinite(
+                    frame["loglik"].to_numpy(float)).all():
+                failed.append((seed, frame[["family", "loglik", "flags"]].to_dict("records")))
+        elif fit.status == "fit_failed" or not fit.message or "\n" in fit.message:
+            failed.append((seed, fit.status, fit.message))
+    assert not failed, failed[:3]
+
+
+CRASHERS = {  # the reproductions of issue 11 item 5 and issue 10 item 5
+    "uniform-30": lambda: np.random.default_rng(0).uniform(-.35, .35, 30),
+    "normal-64-seed-1326": lambda: np.random.default_rng(1326).standard_normal(64),
+    "normal-64-seed-2421": lambda: np.random.default_rng(2421).standard_normal(64),
+    "normal-256-seed-243": lambda: np.random.default_rng(243).standard_normal(256),
+    "normal-1024-seed-58": lambda: np.random.default_rng(58).standard_normal(1024),
+    "t30-ci-overflow": lambda: 0.013 + 0.021 * np.random.default_rng([7, 4, 300, 183]).standard_t(
+        30, 300),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CRASHERS))
+def test_reported_crashers_fit(name: str) -> None:
+    fit = fit_tensor(CRASHERS[name](), FAMS, **KS)
+    assert fit.status == "ok"
+    frame = fit.to_frame()
+    assert not frame["flags"].str.contains("fit_failed").any()
+    assert np.isfinite(frame["loglik"].to_numpy(float)).all()
+
+
+def test_a_family_that_raises_is_flagged_and_the_layer_still_fits(monkeypatch) -> None:
+    """The last line of defence: an unexpected exception in one family costs that family only."""
+    from weightstats.fitting.families import get_family
+
+    def broken(*args, **kwargs):
+        raise ValueError("synthetic failure\nsecond line")
+
+    monkeypatch.setattr(type(get_family("gennorm")), "fit_rows", broken)
+    fit = fit_tensor(np.random.default_rng(3).standard_normal(300), FAMS, **KS)
+    assert fit.status == "ok"
+    frame = fit.to_frame().set_index("family")
+    assert frame.loc["gennorm", "flags"] == "fit_failed: ValueError: synthetic failure"
+    assert np.isnan(frame.loc["gennorm", "loglik"])
+    assert np.isfinite(frame.drop(index="gennorm")["loglik"]).all()
+    assert "gennorm" not in set(fit.comparisons()[["a", "b"]].to_numpy().ravel())
+    assert fit.verdict["best_aic"] != "gennorm"
+    monkeypatch.setattr(type(get_family("normal")), "fit_rows", broken)
+    monkeypatch.setattr(type(get_family("laplace")), "fit_rows", broken)
+    monkeypatch.setattr(type(get_family("t")), "fit_rows", broken)
+    fit = fit_tensor(np.random.default_rng(3).standard_normal(300), FAMS, **KS)
+    assert fit.status == "fit_failed" and "synthetic failure" in fit.message
+    assert "\n" not in fit.message
+
+
+def test_fit_model_goes_on_past_a_layer_whose_family_fails(monkeypatch) -> None:
+    """Through fit_model (what the CLI runs) a layer that used to crash (default-init
+    nn.Linear(8, 8), torch seed 106: IndexError) and a family that raises cost no layer."""
+    import torch
+
+    from weightstats import fit_model
+    from weightstats.fitting.families import get_family
+
+    torch.manual_seed(106)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 16))
+    report = fit_model(model, ks_sample=500, ks_replicates=99)
+    assert [lr.fit.status for lr in report.layers] == ["ok", "ok"]
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("synthetic")
+
+    monkeypatch.setattr(type(get_family("t")), "fit_rows", broken)
+    report = fit_model(model, ks_sample=500, ks_replicates=99, jobs=2)
+    assert [lr.fit.status for lr in report.layers] == ["ok", "ok"]
+    assert all("fit_failed" in lr.fit.to_frame().set_index("family").loc["t", "flags"]
+               for lr in report.layers)
+
+
+def test_cli_fits_the_t_interval_overflow_tensor(tmp_path) -> None:
+    """Issue 10 item 5: this 10 x 30 tensor (t df ~1.2e4, se of log df ~466) raised OverflowError
+    in the t shape interval and the CLI exited 1. The interval is now unbounded and flagged."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from weightstats.cli import cli
+
+    x = np.load(Path(__file__).parent / "data" / "t_ci_overflow.npy")
+    row = fit_tensor(x, FAMS, **KS).to_frame().set_index("family").loc["t"]
+    if np.isfinite(row["shape_ci_high"]) or np.isfinite(row["shape_ci_low"]):
+        assert row["shape_ci_low"] <= row["shape"] <= row["shape_ci_high"]
+    spec = tmp_path / "t_ci_overflow.npy"
+    spec.write_bytes((Path(__file__).parent / "data" / "t_ci_overflow.npy").read_bytes())
+    result = CliRunner().invoke(cli, ["fit", str(spec), "--out", str(tmp_path / "r"), "--no-plots",
+                                      "--ks-sample", "300", "--ks-replicates", "19"])
+    assert result.exit_code == 0, result.output
