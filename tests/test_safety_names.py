@@ -79,6 +79,31 @@ def test_progress_bar_layer_names_are_not_markup(capsys, monkeypatch) -> None:
     assert "\x1b[2J" not in err and "\x1b]0;pwned" not in err and "\x07" not in err
 
 
+@pytest.fixture(scope="module")
+def misfit_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hostile name on a bimodal layer no family fits: the answer sentence names it."""
+    gen = torch.Generator().manual_seed(0)
+    two = torch.cat([torch.randn(400, generator=gen) * 0.1 - 1,
+                     torch.randn(400, generator=gen) * 0.1 + 1]).reshape(20, 40)
+    path = tmp_path_factory.mktemp("misfit") / "m.safetensors"
+    save_file({"x[/]" + ESCAPE: two, "ok.weight": torch.randn(20, 40, generator=gen)}, str(path))
+    return path
+
+
+def test_answer_sentence_naming_layers_is_inert(misfit_file: Path, tmp_path: Path) -> None:
+    args = ["fit", str(misfit_file), "--ks-sample", "500", "--ks-replicates", "199",
+            "--families", "normal,laplace", "--no-plots", "--format", "md,csv,json",
+            "--out", str(tmp_path / "r")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "No family fits" in res.stdout and "x[/]evil" in res.stdout  # printed, not markup
+    no_control(res.stdout)
+    for name in ("summary.md", "layers.md"):
+        text = (tmp_path / "r" / name).read_text(encoding="utf-8")
+        assert "No family fits" in text
+        no_control(text)
+
+
 def test_cli_errors_hide_control_characters_and_shorten_long_paths(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli, ["fit", str(tmp_path / (ESCAPE + ".safetensors"))])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from weightstats.report.tables import display_wide, fmt
+from weightstats.report.tables import display_wide, fmt, no_fit_lines
+from weightstats.text import html_text
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from weightstats.report.model_report import ModelReport
@@ -46,13 +46,13 @@ CAPTIONS = {
 def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = ()) -> str:
     """An HTML table with escaped, formatted cells; ``text_cols`` are left-aligned."""
     head = "".join(
-        f'<th class="{"text" if c in text_cols else ""}">{html.escape(str(c))}</th>'
+        f'<th class="{"text" if c in text_cols else ""}">{html_text(str(c))}</th>'
         for c in frame.columns
     )
     body = []
     for row in frame.itertuples(index=False):
         cells = "".join(
-            f'<td class="{"text" if c in text_cols else ""}">{html.escape(fmt(v))}</td>'
+            f'<td class="{"text" if c in text_cols else ""}">{html_text(fmt(v))}</td>'
             for c, v in zip(frame.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -64,8 +64,8 @@ def _img(name: str, data: bytes) -> str:
     kind = ("hist" if name.startswith("hist") else "qq" if name.startswith("qq")
             else "delta" if name.startswith("delta") else "shape")
     b64 = base64.b64encode(data).decode("ascii")
-    return (f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{html.escape(name)}: {html.escape(CAPTIONS[kind])}</figcaption>"
+    return (f'<figure><img alt="{html_text(name)}" src="data:image/png;base64,{b64}">'
+            f"<figcaption>{html_text(name)}: {html_text(CAPTIONS[kind])}</figcaption>"
             "</figure>")
 
 
@@ -74,13 +74,13 @@ def page(title: str, sections: list[tuple[str, str]], answer: str = "") -> str:
     parts = [
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-        f"<h1>{html.escape(title)}</h1>",
+        f"<title>{html_text(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
+        f"<h1>{html_text(title)}</h1>",
     ]
     if answer:
-        parts.append(f'<p class="answer">{html.escape(answer)}</p>')
+        parts.append(f'<p class="answer">{html_text(answer)}</p>')
     for heading, inner in sections:
-        parts.append(f"<section><h2>{html.escape(heading)}</h2>{inner}</section>")
+        parts.append(f"<section><h2>{html_text(heading)}</h2>{inner}</section>")
     parts += ["</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
@@ -91,12 +91,12 @@ def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
 
     info, answer = report.summary()
     sections: list[tuple[str, str]] = []
-    intro = (f"<p>Spec <code>{html.escape(safe_spec(report.spec))}</code>"
-             + (f" — {html.escape(scrub_paths(report.description))}" if report.description else "")
+    intro = (f"<p>Spec <code>{html_text(safe_spec(report.spec))}</code>"
+             + (f" — {html_text(scrub_paths(report.description))}" if report.description else "")
              + f". {info['n_fitted']} of {info['n_layers']} selected layers fitted, "
              f"{info['n_weights']:,} weights.</p>")
-    intro += (f"<p>By AIC: {html.escape(info['aic_sentence'])} "
-              f"<em>{html.escape(info['aic_caveat'])}</em></p>")
+    intro += (f"<p>By AIC: {html_text(info['aic_sentence'])} "
+              f"<em>{html_text(info['aic_caveat'])}</em></p>")
     counts = pd.DataFrame([
         {"family": family_label(f),
          "layers (BIC)": info["by_criterion"]["bic"][f]["layers"],
@@ -108,8 +108,14 @@ def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
     intro += table_html(counts, text_cols=("family",))
     if info["groups"]:
         intro += "<h3>By group (BIC)</h3><ul>" + "".join(
-            f"<li>{html.escape(g['sentence'])}</li>" for g in info["groups"].values()) + "</ul>"
+            f"<li>{html_text(g['sentence'])}</li>" for g in info["groups"].values()) + "</ul>"
     sections.append(("Summary", intro))
+    if no_fit_lines(info):
+        sections.append(("Layers where no family fits",
+                         "<p>Counted apart in the answer and left out of the medians; their shape "
+                         "intervals are robust (sandwich) ones or omitted.</p><ul>"
+                         + "".join(f"<li>{html_text(line)}</li>" for line in no_fit_lines(info))
+                         + "</ul>"))
     sections.append(("Per-layer fits", table_html(display_wide(report),
                                                   text_cols=("layer", "kind", "best (AIC)",
                                                              "best (BIC)"))))
@@ -125,10 +131,10 @@ def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
                                                              "favored"))
                          + "</details>"))
     options = "<ul>" + "".join(
-        f"<li>{html.escape(str(k))}: <code>{html.escape(str(v))}</code></li>"
+        f"<li>{html_text(str(k))}: <code>{html_text(str(v))}</code></li>"
         for k, v in sorted(report.options.items())) + "</ul>"
     sections.append(("Options", options))
     notes = "<ul class=\"note\">" + "".join(
-        f"<li>{html.escape(n)}</li>" for n in info["notes"]) + "</ul>"
+        f"<li>{html_text(n)}</li>" for n in info["notes"]) + "</ul>"
     sections.append(("How to read this", notes))
     return page(f"weightstats: {report.model}", sections, answer)
