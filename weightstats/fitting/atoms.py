@@ -70,17 +70,25 @@ _PRECISIONS = {
 
 
 def storage_precision(xs: np.ndarray) -> str:
-    """The coarsest float format that represents every value of ``xs`` exactly."""
+    """The coarsest float format that represents every value of ``xs`` exactly.
+
+    Read in chunks with an early exit, so a float32 tensor costs one short pass.
+    """
+    fits = {"bfloat16": True, "float16": True, "float32": True}
     with np.errstate(over="ignore", invalid="ignore"):
-        x32 = xs.astype(np.float32)
-        if xs.dtype == np.float32 or bool(np.all(x32 == xs)):
-            bits = x32.view(np.uint32)
-            if not np.any(bits & np.uint32(0xFFFF)):
-                return "bfloat16"
-            if bool(np.all(xs.astype(np.float16) == xs)):
-                return "float16"
-            return "float32"
-    return "float64"
+        for start in range(0, xs.size, _CHUNK):
+            block = xs[start:start + _CHUNK]
+            x32 = block.astype(np.float32)
+            if fits["float32"] and block.dtype != np.float32:
+                fits["float32"] = bool(np.all(x32 == block))
+            if fits["bfloat16"]:
+                fits["bfloat16"] = not np.any(x32.view(np.uint32) & np.uint32(0xFFFF))
+            if fits["float16"]:
+                fits["float16"] = bool(np.all(block.astype(np.float16) == block))
+            if not any(fits.values()):
+                break
+    return next((name for name, ok in fits.items() if ok), "float64") if fits["float32"] \
+        else "float64"
 
 
 def cell_width(v: np.ndarray, precision: str) -> np.ndarray:
@@ -109,8 +117,10 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
     # largest magnitude, however fine the float grid is near zero.
     floor = 2.0 ** -bits * max(abs(float(xs[0])), abs(float(xs[-1])))
     cell = np.maximum(cell_width(values, precision), floor)
-    lo = np.searchsorted(xs, values, "left")
-    hi = np.searchsorted(xs, values, "right")
+    # Keys in the sample's own dtype: a float64 key makes searchsorted copy a float32 sample.
+    keys = values.astype(xs.dtype)  # exact: every value is one of the sample's
+    lo = np.searchsorted(xs, keys, "left")
+    hi = np.searchsorted(xs, keys, "right")
     count = (hi - lo).astype(np.float64)
     # Half-widths: at least NEIGHBOURS values and MIN_CELLS cells on each side.
     k_left = np.minimum(lo, NEIGHBOURS)
@@ -118,8 +128,8 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
     h_left = np.maximum(values - xs[np.maximum(lo - k_left, 0)].astype(np.float64), MIN_CELLS * cell)
     h_right = np.maximum(xs[np.minimum(hi + k_right - 1, n - 1)].astype(np.float64) - values,
                          MIN_CELLS * cell)
-    in_left = lo - np.searchsorted(xs, values - h_left, "left")
-    in_right = np.searchsorted(xs, values + h_right, "right") - hi
+    in_left = lo - np.searchsorted(xs, (values - h_left).astype(xs.dtype), "left")
+    in_right = np.searchsorted(xs, (values + h_right).astype(xs.dtype), "right") - hi
     dens = np.maximum(in_left / h_left, in_right / h_right)  # values per unit length
     lam = dens * cell
     with np.errstate(divide="ignore"):
@@ -243,8 +253,9 @@ class Atoms:
 
     def continuous(self, xs: np.ndarray) -> np.ndarray:
         """The sorted values of ``xs`` that are not on an atom (a new array)."""
-        lo = np.searchsorted(xs, self.values, "left")
-        hi = np.searchsorted(xs, self.values, "right")
+        keys = self.values.astype(xs.dtype)
+        lo = np.searchsorted(xs, keys, "left")
+        hi = np.searchsorted(xs, keys, "right")
         edges = np.concatenate([[0], np.column_stack([lo, hi]).ravel(), [xs.size]])
         return np.concatenate([xs[a:b] for a, b in zip(edges[::2], edges[1::2], strict=True)
                                if b > a])
@@ -338,7 +349,8 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     values = np.unique(np.concatenate(found)) if found else np.empty(0)
     if not values.size:
         return Atoms(n_total=n, precision=precision)
-    counts = (np.searchsorted(xs, values, "right") - np.searchsorted(xs, values, "left"))
+    keys = values.astype(xs.dtype)
+    counts = np.searchsorted(xs, keys, "right") - np.searchsorted(xs, keys, "left")
     atoms = Atoms(values, counts.astype(np.int64), n, precision, _grid(values))
     if atoms.discrete:  # the few values off the atoms are levels too (seen once): all on the grid?
         levels = np.unique(xs).astype(np.float64)
