@@ -100,7 +100,8 @@ def _fit_options(f: Any) -> Any:
     """Options shared by ``fit`` and ``compare``."""
     opts = [
         click.option("--families", default="normal,laplace,t,gennorm", show_default=True,
-                     help="Comma list of families: normal, laplace, t, gennorm."),
+                     help="Comma list of families: normal, laplace, t, gennorm (aliases such "
+                          "as gaussian, student-t, generalized-normal work too)."),
         click.option("--kinds", default="conv,linear,embedding", show_default=True,
                      help="Comma list of layer kinds: conv, linear, embedding, norm, bias, other."),
         click.option("--layers", default=None, help="Layer-name glob, or re:<regex>."),
@@ -112,14 +113,16 @@ def _fit_options(f: Any) -> Any:
                      help="Weights subsampled for the KS test."),
         click.option("--ks-replicates", type=int, default=1000, show_default=True,
                      help="Parametric-bootstrap replicates for KS p-values."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Random seed (0 to 2**64 - 1)."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
                      help="Report directory (default reports/<model>/)."),
         click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
                      help="Comma list of outputs: csv, md, json, html, png."),
         click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
         click.option("--jobs", type=int, default=1, show_default=True,
-                     help="Layers fitted at once, on threads (results identical to --jobs 1)."),
+                     help="Layers fitted at once, on threads, 1 to 256 (results identical to "
+                          "--jobs 1)."),
         click.option("--allow-pickle", is_flag=True,
                      help="Allow pickle checkpoints and TorchScript archives that need their "
                           "code run (runs code from the file: trusted files only)."),
