@@ -384,8 +384,8 @@ def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None
     dtype : str
         The tensor's dtype name.
     known : Atoms or None
-        Atoms already found on the raw values and left out (the per-channel view); ``xs`` are
-        then scores and are returned as they are.
+        Atoms already found on the raw values by the per-channel view; ``xs`` are then its
+        scores (returned as they are), or the raw values where the atoms decline the fit.
     base : dict
         The fitter's common ``TensorFit`` fields, for a declined result.
     min_n : int
@@ -402,8 +402,7 @@ def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None
     reason = atoms.decline(min_n)
     if reason is not None:
         fit = TensorFit.failed(*reason, **base)
-        if known is None:
-            fit.descriptives.update(_describe_raw(xs))
+        fit.descriptives.update(_describe_raw(xs))  # raw values (the per-channel view too)
         fit.descriptives.update(atom_mass=atoms.mass, n_atoms=float(atoms.values.size),
                                 zero_fraction=atoms.zero_count / atoms.n_total)
         fit.atoms = atoms.summary()

@@ -135,5 +135,7 @@ def per_channel_view(arr: np.ndarray, axis: int, dtype: str,
     if raw.size >= min_n and raw[0] != raw[-1]:
         atoms = find_atoms(raw, dtype)
     del raw
+    if atoms is not None and atoms.decline(min_n) is not None:
+        return flat, [], atoms  # pruned or quantized: the fitter declines on the raw values
     scores, notes = channel_scores(arr, axis, atoms.drop if atoms else None)
     return scores, notes, atoms
