@@ -146,6 +146,26 @@ def test_report_files_keep_names_inert_and_json_exact(hostile_report, tmp_path: 
     assert "<script>" not in html_text and "&lt;script&gt;" in html_text
 
 
+def test_figures_draw_hostile_names_without_control_glyphs() -> None:
+    """A control character in a title made matplotlib warn "Glyph 27 (\x1b) missing" on
+    stderr: the raw escape reached the terminal, and the one-line promise broke."""
+    import warnings
+
+    from weightstats.report import figures
+    from weightstats.report.compare import compare_figure, split_groups
+
+    gen = torch.Generator().manual_seed(7)
+    state = {f"{g}.{name}": torch.randn(20, 20, generator=gen)
+             for g in ("enc\x1b[1m", "dec\x07") for name in (ESCAPE, "a$\\foo{$.weight")}
+    rep = fit_model(state, **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(list(figures.render_all(rep))) >= 2
+        figures.to_png(compare_figure(split_groups(rep)))
+    glyphs = [str(w.message) for w in caught if "Glyph" in str(w.message)]
+    assert not glyphs, glyphs[:2]
+
+
 def test_hostile_group_names_in_summary_markdown(tmp_path: Path) -> None:
     gen = torch.Generator().manual_seed(1)
     state = {f"{g}.fc.weight": torch.randn(20, 20, generator=gen)

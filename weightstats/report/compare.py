@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from weightstats.report.atomic import atomic_directory
 from weightstats.report.model_report import ModelReport, family_label
 from weightstats.report.tables import check_outputs, markdown_table, to_csv_text, to_json_text
+from weightstats.text import visible
 
 
 def split_groups(report: ModelReport) -> list[ModelReport]:
@@ -75,7 +76,7 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
     from weightstats.report.figures import BETA_SHOWN_UP_TO, COLORS, DF_SHOWN_UP_TO, new_figure
 
     families = list(dict.fromkeys(f for r in reports for f in r.families))
-    names = [r.model for r in reports]
+    names = [visible(r.model) for r in reports]  # group names come from the file
     fig = new_figure(12, 7.5)
     axes = fig.subplots(2, 2)
     for ax, key, title in ((axes[0, 0], "layers", "share of layers"),

@@ -19,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
+from weightstats.text import visible
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
 
@@ -118,7 +120,9 @@ def to_png(fig: Figure) -> bytes:
 
 
 def _short(name: str, width: int = 38) -> str:
-    """Keep the informative tail of long layer names."""
+    """Keep the informative tail of long layer names; control characters shown escaped (they
+    have no glyph: matplotlib would warn on stderr with the raw character)."""
+    name = visible(name)
     return name if len(name) <= width else "…" + name[-(width - 1):]
 
 
@@ -229,7 +233,7 @@ def small_multiples(report: ModelReport, layers: Sequence[LayerResult], what: st
              else "QQ plot against the best (BIC) family: x fitted quantile, y weight")
     shown = "" if len(report.layers) <= MAX_PANEL_LAYERS else (
         f" ({MAX_PANEL_LAYERS} largest of {len(report.layers)} layers)")
-    fig.suptitle(f"{report.model}: {title}{shown}", fontsize=10)
+    fig.suptitle(f"{visible(report.model)}: {title}{shown}", fontsize=10)
     return fig
 
 
@@ -254,7 +258,7 @@ def delta_ll_figure(report: ModelReport) -> Figure:
     ax.set_xlabel("layer depth (order in the model)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"log-likelihood per weight − {ref}")
-    ax.set_title(f"{report.model}: fit gain per weight relative to {ref} (higher is better)"
+    ax.set_title(f"{visible(report.model)}: fit gain per weight relative to {ref} (higher is better)"
                  + _thinned(len(wide)), fontsize=10)
     ax.legend(fontsize=8)
     return fig
@@ -296,7 +300,7 @@ def shape_figure(report: ModelReport) -> Figure:
     ax_b.set_xlabel("layer depth (order in the model)")
     ax_b.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_b.legend(fontsize=8)
-    fig.suptitle(f"{report.model}: tail shape vs depth" + _thinned(len(wide)), fontsize=10)
+    fig.suptitle(f"{visible(report.model)}: tail shape vs depth" + _thinned(len(wide)), fontsize=10)
     return fig
 
 
