@@ -257,6 +257,7 @@ def test_report_does_not_depend_on_how_the_path_was_typed(spaced_model: Path,
         ({"families": ("normal", "gaussian")}, "listed twice"),
         ({"families": 3}, "famil"),
         ({"layers": 5}, "layers"),
+        ({"per_channel": "no"}, "per-channel must be True or False"),
     ],
 )
 def test_fit_model_checks_every_option_before_loading(kw: dict, match: str) -> None:
@@ -278,6 +279,7 @@ def test_fit_model_checks_every_option_before_loading(kw: dict, match: str) -> N
         (np.ones(40), {"ks_sample": 2**70}, "ks_sample must be at most"),
         (np.ones(40), {"ks_replicates": 99.5}, "ks_replicates must be a whole number"),
         (np.ones(40), {"families": 7}, "famil"),
+        (np.ones(40), {"per_channel": "yes"}, "per_channel must be True or False"),
     ],
 )
 def test_fit_tensor_bad_arguments_are_option_errors(x, kw: dict, match: str) -> None:

@@ -187,10 +187,18 @@ def check_model_options(*, families: Any, kinds: Any, layers: Any = None, min_si
     del numbers_["bins"]
     out.update(numbers_)
     out["jobs"] = whole_number(jobs, "jobs", low=1, high=MAX_JOBS, flags=True)
-    if not isinstance(per_channel, bool | int) or isinstance(per_channel, float):
-        raise OptionError(f"--per-channel must be True or False, got {per_channel!r:.60}")
-    out["per_channel"] = bool(per_channel)
+    out["per_channel"] = check_flag(per_channel, "per_channel", flags=True)
     return out
+
+
+def check_flag(value: Any, name: str, *, flags: bool = False) -> bool:
+    """A yes/no option: a bool (NumPy's too) or 0/1; anything else (a string "no") is refused."""
+    import numpy as np
+
+    if isinstance(value, bool | np.bool_) or (
+            isinstance(value, numbers.Integral) and int(value) in (0, 1)):
+        return bool(value)
+    raise OptionError(f"{_label(name, flags)} must be True or False, got {value!r:.60}")
 
 
 def check_array(x: Any) -> None:
