@@ -83,7 +83,11 @@ def test_t_gaussian_bulk_with_three_huge_outliers_finds_the_mle():
     the MLE (df ~13), which the family finds on the raw values."""
     rng = np.random.default_rng(2026)
     x = np.concatenate([rng.standard_normal(100_000), [1.0e8, -1.0e8, 1.3e8]])
-    row = fit_tensor(x, families=("t",), **KS).to_frame().iloc[0]
+    frame = fit_tensor(x, families=("t", "gennorm"), **KS).to_frame().set_index("family")
+    # scipy's gennorm.fit on this sample (beta 0.344): the local loc search stopped 468 ranks
+    # from the best cusp, 15 nats below it.
+    assert frame.loc["gennorm", "loglik"] >= -177487.9908
+    row = frame.loc["t"]
     direct = get_family("t").fit(np.sort(x))
     assert row["loglik"] == pytest.approx(float(direct.loglik[0]), rel=1e-9)
     assert row["shape"] == pytest.approx(float(direct.shape[0]), rel=1e-5)

@@ -1,11 +1,11 @@
 """Global search over loc for the generalized normal below beta = 1, one sample at a time.
 
 Below beta = 1 the likelihood has a cusp at every data value and is concave between them, so the
-best loc is a data value; with few values or far outliers the cusps are deep and several are local
-maxima. A bracketed search from the median lands on the nearest one, which on 40 heavy-tailed
-values fell 2 nats short of scipy's. Here every data value near the bulk is tried (the profile
-likelihood at fixed beta is one pass per candidate), then beta is re-optimized at the best one,
-alternating until neither moves.
+best loc is a data value, and many are local maxima. A bracketed search from the median lands on
+a nearby one, which fell 2 nats short of scipy's on 40 heavy-tailed values and 15 nats short on
+1e5 Gaussians with three outliers (the best loc 468 ranks away). Here the 2,048 data values
+nearest the current loc are all tried, then beta is re-optimized at the best one, alternating
+until neither moves.
 
 Only ``GenNorm.fit`` (the fit reported for a tensor) uses this; ``fit_rows``, with which the KS
 null tables are simulated, keeps the local search.
@@ -15,30 +15,53 @@ from __future__ import annotations
 
 import numpy as np
 
-# Work per round: candidates x values. All values are candidates up to n = 2048; beyond, the
-# window narrows (the cusps flatten as n grows) and below 16 candidates the search is skipped.
-_WORK = 1 << 22
-_MIN_CANDIDATES = 16
+_CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
+_NODES = 24  # Chebyshev nodes for the far values' smooth contribution
 _BLOCK = 1 << 21  # values per block of candidates x data (16 MB of float64)
 
 
-def n_candidates(n: int) -> int:
-    """How many data values around the current loc are tried in a sample of ``n`` values."""
-    return min(n, _WORK // n)
-
-
-def best_data_loc(x: np.ndarray, beta: float, center: float) -> float:
-    """The data value that minimizes sum|x - c|^beta, among the ``n_candidates(n)`` values of the
-    sorted sample ``x`` nearest ``center`` in rank."""
-    n, m = x.size, n_candidates(x.size)
-    k = int(np.searchsorted(x, center))
-    lo = max(0, min(k - m // 2, n - m))
-    cand = x[lo:lo + m]
-    per_block = max(1, _BLOCK // n)
+def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float) -> np.ndarray:
+    """sum |values - c|^beta for every candidate c, in blocks of candidates."""
+    per_block = max(1, _BLOCK // max(values.size, 1))
     cost = np.empty(cand.size)
     for i in range(0, cand.size, per_block):
         c = cand[i:i + per_block, None]
-        cost[i:i + per_block] = (np.abs(x[None, :] - c) ** beta).sum(axis=1)
+        cost[i:i + per_block] = (np.abs(values[None, :] - c) ** beta).sum(axis=1)
+    return cost
+
+
+def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float) -> np.ndarray:
+    """sum |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
+    least the window's width away: an analytic function of c there, so a Chebyshev interpolant
+    on ``_NODES`` nodes is exact to rounding (the nearest singularity is 3 half-widths from the
+    centre: error ~ 5.8^-24 relative)."""
+    a, b = float(cand[0]), float(cand[-1])
+    t = np.cos(np.pi * (np.arange(_NODES) + 0.5) / _NODES)
+    nodes = 0.5 * (a + b) + 0.5 * (b - a) * t
+    values = np.array([np.sum(np.abs(far - c) ** beta) for c in nodes])
+    coef = np.polynomial.chebyshev.chebfit(t, values, _NODES - 1)
+    return np.polynomial.chebyshev.chebval((2.0 * cand - (a + b)) / (b - a), coef)
+
+
+def best_data_loc(x: np.ndarray, beta: float, center: float) -> float:
+    """The data value that minimizes sum|x - c|^beta, among the ``_CANDIDATES`` values of the
+    sorted sample ``x`` nearest ``center`` in rank (all of them in smaller samples).
+
+    The values within a window's width of the candidates are summed exactly for each candidate
+    (the cusps); the others only add a smooth function of c, interpolated from a few passes."""
+    n = x.size
+    m = min(n, _CANDIDATES)
+    k = int(np.searchsorted(x, center))
+    lo = max(0, min(k - m // 2, n - m))
+    cand = x[lo:lo + m]
+    width = float(cand[-1] - cand[0])
+    if m == n or not width > 0:
+        return float(cand[int(np.argmin(_exact_costs(x, cand, beta)))])
+    near_lo = int(np.searchsorted(x, cand[0] - width, "left"))
+    near_hi = int(np.searchsorted(x, cand[-1] + width, "right"))
+    cost = _exact_costs(x[near_lo:near_hi], cand, beta)
+    if near_lo > 0 or near_hi < n:
+        cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta)
     return float(cand[int(np.argmin(cost))])
 
 
@@ -49,8 +72,6 @@ def global_cusp_fit(x: np.ndarray, loc: float, beta: float, ll: float, beta_newt
     better than ``ll`` is found (the local fit stands)."""
     row = x[np.newaxis, :]
     best = None
-    if n_candidates(x.size) < _MIN_CANDIDATES:
-        return best
     for _ in range(max_rounds):
         new_loc = best_data_loc(x, beta, loc)
         b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]))
