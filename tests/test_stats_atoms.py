@@ -163,3 +163,15 @@ def test_per_channel_view_leaves_atoms_out_and_declines_pruning():
     grid = np.round(np.random.default_rng(21).standard_normal((64, 27)) * 20) * 0.01
     quantized = weightstats.fit_tensor(grid, per_channel=True)
     assert quantized.status == "quantized" and quantized.message.startswith("quantized: ")
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2"])
+def test_float8_rounding_is_not_atoms_but_zeros_are(dtype):
+    torch = pytest.importorskip("torch")
+    w = torch.randn(512, 512, generator=torch.Generator().manual_seed(22))
+    fit = weightstats.fit_tensor(w.to(getattr(torch, dtype)), ks_replicates=REPLICATES)
+    assert fit.status == "ok" and fit.atoms == {}
+    w[torch.rand(512, 512, generator=torch.Generator().manual_seed(23)) < 0.3] = 0.0
+    fit = weightstats.fit_tensor(w.to(getattr(torch, dtype)), ks_replicates=REPLICATES)
+    assert [a["value"] for a in fit.atoms["atoms"]] == [0.0]
+    assert fit.descriptives["atom_mass"] == pytest.approx(0.3, abs=0.005)

@@ -55,13 +55,14 @@ from .result import TensorFit
 
 ALPHA = 1e-3  # expected number of false atoms in a continuous tensor (union bound)
 NEIGHBOURS = 64  # values on each side behind the local density estimate
-MIN_CELLS = 32  # rounding cells on each side behind it (stored values repeat at coarse precision)
 HOLE_MIN_EXPECTED = 20.0  # P(no value in a hole expected to hold 20) = exp(-20) = 2e-9
 DISCRETE_SHARE = 0.05  # below this share of continuous values a tensor is read as quantized
 _CHUNK = 1 << 20
 
 # (significand bits including the implicit one, smallest subnormal) per storage precision.
 _PRECISIONS = {
+    "float8_e5m2": (3, 2.0 ** -16),
+    "float8_e4m3": (4, 2.0 ** -9),
     "bfloat16": (8, 2.0 ** -133),
     "float16": (11, 2.0 ** -24),
     "float32": (24, 2.0 ** -149),
@@ -69,11 +70,15 @@ _PRECISIONS = {
 }
 
 
-def storage_precision(xs: np.ndarray) -> str:
+def storage_precision(xs: np.ndarray, dtype: str = "") -> str:
     """The coarsest float format that represents every value of ``xs`` exactly.
 
-    Read in chunks with an early exit, so a float32 tensor costs one short pass.
+    float8 tensors (``dtype`` names them; NumPy has no float8) use their own grid. Otherwise the
+    values are read in chunks with an early exit, so a float32 tensor costs one short pass.
     """
+    for name in ("float8_e5m2", "float8_e4m3"):
+        if dtype.startswith(name):
+            return name
     fits = {"bfloat16": True, "float16": True, "float32": True}
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, xs.size, _CHUNK):
@@ -91,13 +96,22 @@ def storage_precision(xs: np.ndarray) -> str:
         else "float64"
 
 
-def cell_width(v: np.ndarray, precision: str) -> np.ndarray:
-    """Width of the round-to-nearest cell of each value ``v`` at ``precision``."""
+def _half_cells(v: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """Half the gap to the next float below and above each value ``v`` at ``precision``: the
+    round-to-nearest cell of ``v`` is ``[v - below, v + above]`` (for ``v < 0`` mirrored)."""
     bits, tiny = _PRECISIONS[precision]
     mant, exp = np.frexp(np.abs(np.asarray(v, dtype=np.float64)))  # |v| = mant * 2**exp, mant in [.5, 1)
-    up = np.maximum(np.ldexp(1.0, exp - bits), tiny)
-    down = np.where((mant == 0.5) & (up > tiny), up / 2, up)  # a power of two: finer below
-    return np.where(v == 0, tiny, (up + down) / 2)
+    away = np.maximum(np.ldexp(1.0, exp - bits), tiny)  # gap to the next float away from zero
+    toward = np.where((mant == 0.5) & (away > tiny), away / 2, away)  # finer below a power of two
+    away, toward = np.where(v == 0, tiny, away), np.where(v == 0, tiny, toward)
+    positive = np.asarray(v) >= 0
+    return (np.where(positive, toward, away) / 2, np.where(positive, away, toward) / 2)
+
+
+def cell_width(v: np.ndarray, precision: str) -> np.ndarray:
+    """Width of the round-to-nearest cell of each value ``v`` at ``precision``."""
+    below, above = _half_cells(v, precision)
+    return below + above
 
 
 def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -115,24 +129,35 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
     # Values computed in floating point from quantities of the tensor's size (a + (b - a) * u in
     # an initializer, w - lr * g in training) resolve no finer than the unit roundoff at the
     # largest magnitude, however fine the float grid is near zero.
-    floor = 2.0 ** -bits * max(abs(float(xs[0])), abs(float(xs[-1])))
-    cell = np.maximum(cell_width(values, precision), floor)
+    floor = 2.0 ** -bits * max(abs(float(xs[0])), abs(float(xs[-1]))) / 2
+
+    def halves(v):
+        below, above = _half_cells(v, precision)
+        return np.maximum(below, floor), np.maximum(above, floor)
+
     # Keys in the sample's own dtype: a float64 key makes searchsorted copy a float32 sample.
     keys = values.astype(xs.dtype)  # exact: every value is one of the sample's
     lo = np.searchsorted(xs, keys, "left")
     hi = np.searchsorted(xs, keys, "right")
     count = (hi - lo).astype(np.float64)
-    # Half-widths: at least NEIGHBOURS values and MIN_CELLS cells on each side.
+    below, above = halves(values)
+    # Density on each side from at least NEIGHBOURS values, counted over whole rounding cells:
+    # from the edge of v's cell to the far edge of the cell of the NEIGHBOURS-th value, so a
+    # coarse grid (float16, float8) compares v's count with its neighbours' counts.
     k_left = np.minimum(lo, NEIGHBOURS)
     k_right = np.minimum(n - hi, NEIGHBOURS)
-    h_left = np.maximum(values - xs[np.maximum(lo - k_left, 0)].astype(np.float64), MIN_CELLS * cell)
-    h_right = np.maximum(xs[np.minimum(hi + k_right - 1, n - 1)].astype(np.float64) - values,
-                         MIN_CELLS * cell)
-    in_left = lo - np.searchsorted(xs, (values - h_left).astype(xs.dtype), "left")
-    in_right = np.searchsorted(xs, (values + h_right).astype(xs.dtype), "right") - hi
-    dens = np.maximum(in_left / h_left, in_right / h_right)  # values per unit length
-    lam = dens * cell
-    with np.errstate(divide="ignore"):
+    w_left = xs[np.maximum(lo - k_left, 0)]
+    w_right = xs[np.minimum(hi + k_right - 1, n - 1)]
+    in_left = lo - np.searchsorted(xs, w_left, "left")
+    in_right = np.searchsorted(xs, w_right, "right") - hi
+    width_left = (values - below) - (w_left.astype(np.float64) - halves(w_left)[0])
+    width_right = (w_right.astype(np.float64) + halves(w_right)[1]) - (values + above)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dens = np.maximum(np.where(k_left > 0, in_left / width_left, 0.0),
+                          np.where(k_right > 0, in_right / width_right, 0.0))
+        # Values per unit length times the cell's width; never above n (another atom inside a
+        # window inflates the density, and the threshold alpha * lam / n must stay below alpha).
+        lam = np.minimum(dens * (below + above), n)
         return _log_poisson_tail(count, lam) < math.log(ALPHA / n) + np.log(lam)
 
 
@@ -298,16 +323,27 @@ class Atoms:
                           for i in sorted(order)]}
 
 
-def _hole(rest: np.ndarray) -> float | None:
-    """Magnitude-pruning threshold c if the sorted continuous values skip (-c, c), else None."""
+def _hole(rest: np.ndarray, precision: str) -> float | None:
+    """Magnitude-pruning threshold c if the sorted continuous values skip (-c, c), else None.
+
+    The hole is the stretch between the rounding cells of the nearest values on either side,
+    less the cell of zero itself (values there round to the zero atom); it is real when, at the
+    density just outside it (from NEIGHBOURS values each side), it should hold at least
+    HOLE_MIN_EXPECTED values.
+    """
     i = int(np.searchsorted(rest, 0.0))
-    if i == 0 or i == rest.size:
+    if i < 2 or i > rest.size - 2:
         return None
-    lo, hi = float(rest[i - 1]), float(rest[i])
-    k_left, k_right = min(i, NEIGHBOURS), min(rest.size - i, NEIGHBOURS)
-    left = k_left / max(lo - float(rest[i - k_left]), 1e-300) if k_left > 1 else 0.0
-    right = k_right / max(float(rest[i + k_right - 1]) - hi, 1e-300) if k_right > 1 else 0.0
-    expected = 0.5 * (left + right) * (hi - lo)  # values the hole would hold at the outer density
+    edge = np.array([rest[i - 1], rest[i], rest[max(i - NEIGHBOURS, 0)],
+                     rest[min(i + NEIGHBOURS - 1, rest.size - 1)], 0.0], dtype=np.float64)
+    below, above = _half_cells(edge, precision)
+    lo, hi, far_lo, far_hi = edge[:4]
+    n_left = i - int(np.searchsorted(rest, rest[max(i - NEIGHBOURS, 0)], "left"))
+    n_right = int(np.searchsorted(rest, rest[min(i + NEIGHBOURS - 1, rest.size - 1)], "right")) - i
+    left = n_left / ((lo + above[0]) - (far_lo - below[2]))
+    right = n_right / ((far_hi + above[3]) - (hi - below[1]))
+    width = (hi - below[1]) - (lo + above[0]) - (below[4] + above[4])
+    expected = 0.5 * (left + right) * width  # values the hole would hold at the outer density
     return min(-lo, hi) if expected >= HOLE_MIN_EXPECTED else None
 
 
@@ -338,7 +374,7 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     n = int(xs.size)
     if dtype.startswith(("int", "uint")):
         return _integer_atoms(xs)
-    precision = storage_precision(xs)
+    precision = storage_precision(xs, dtype)
     found: list[np.ndarray] = []
     for start in range(0, n - 1, _CHUNK):
         block = xs[start:start + _CHUNK + 1]
@@ -356,7 +392,7 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
         levels = np.unique(xs).astype(np.float64)
         return Atoms(values, atoms.counts, n, precision, _grid(levels), n_levels=int(levels.size))
     if atoms.zero_count and atoms.n_continuous >= 2 and not atoms.discrete:
-        c = _hole(atoms.continuous(xs))
+        c = _hole(atoms.continuous(xs), precision)
         if c is not None:
             atoms = Atoms(values, atoms.counts, n, precision, atoms.step, c)
     return atoms
