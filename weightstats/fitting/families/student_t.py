@@ -231,22 +231,25 @@ def newton_converged(theta: np.ndarray, ll: np.ndarray, grad: np.ndarray,
     """
     out_low = (theta[:, 2] <= _PHI_MIN * (1 + 1e-9)) & (grad[:, 2] < 0)
     out_high = (theta[:, 2] >= _PHI_MAX * (1 - 1e-9)) & (grad[:, 2] > 0)
-    free = ~(out_low | out_high)
-    ok = np.zeros(len(theta), bool)
-    for i in range(len(theta)):
-        k = 3 if free[i] else 2
-        neg_h, g = -hess[i, :k, :k], grad[i, :k]
-        # Jacobi scaling makes the positive-definiteness test independent of the units.
-        d = np.sqrt(np.abs(np.diagonal(neg_h)))
-        if not (np.all(np.isfinite(neg_h)) and np.all(np.isfinite(g)) and np.all(d > 0)):
-            continue
-        try:
-            chol = np.linalg.cholesky(neg_h / np.outer(d, d))
-        except np.linalg.LinAlgError:
-            continue
-        w = np.linalg.solve(chol, g / d)
-        ok[i] = 0.5 * float(w @ w) <= 1e-6 + 1e-9 * abs(float(ll[i]))
-    return ok
+    pinned = out_low | out_high
+    neg_h, g = -hess.copy(), grad.copy()
+    # A df pinned at a bound drops out: loc and scale alone must be at their maximum.
+    neg_h[pinned, 2, :] = 0.0
+    neg_h[pinned, :, 2] = 0.0
+    neg_h[pinned, 2, 2] = 1.0
+    g[pinned, 2] = 0.0
+    finite = np.isfinite(neg_h).all(axis=(1, 2)) & np.isfinite(g).all(axis=1)
+    neg_h[~finite], g[~finite] = np.eye(3), 0.0
+    # Jacobi scaling makes the positive-definiteness test independent of the units.
+    d = np.sqrt(np.abs(np.diagonal(neg_h, axis1=1, axis2=2)))
+    usable = finite & (d > 0).all(axis=1)
+    d[~usable] = 1.0
+    scaled = neg_h / (d[:, :, None] * d[:, None, :])
+    definite = np.linalg.eigvalsh(scaled)[:, 0] > 1e-12
+    scaled[~definite] = np.eye(3)
+    w = g / d
+    decrement = 0.5 * row_dot(w, np.linalg.solve(scaled, w[..., None])[..., 0])
+    return usable & definite & (decrement <= 1e-6 + 1e-9 * np.abs(ll))
 
 
 def _robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
