@@ -187,6 +187,17 @@ class ModelReport:
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     _table: pd.DataFrame | None = field(default=None, init=False, repr=False)
+    _memo: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+
+    def _cached(self, key: str, build: Any) -> Any:
+        """``build()`` once per state of the report: saving calls wide() and summary() several
+        times, and each walks every layer (minutes for 10,000 layers)."""
+        stamp = (self.model, tuple(self.families), tuple(map(id, self.layers)))
+        hit = self._memo.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, build())
+            self._memo[key] = hit
+        return hit[1]
 
     # ------------------------------------------------------------------ tables
     @property
@@ -209,47 +220,48 @@ class ModelReport:
         return self._table.copy()
 
     def _build_table(self) -> pd.DataFrame:
-        frames = []
+        from weightstats.fitting.result import FRAME_COLUMNS
+
+        # One frame from plain records: a DataFrame per layer took minutes for 10,000 layers.
+        records: list[dict[str, Any]] = []
         for lr in self.layers:
-            frame = lr.fit.to_frame()
-            if frame is None or len(frame) == 0:
-                # A layer that could not be fitted still gets its rows, so every layer shows up.
-                frame = pd.DataFrame({"family": list(self.families)})
-            frame = frame.copy()
-            if "flags" in frame.columns:
-                frame["flags"] = [_flags_str(v) for v in frame["flags"]]
             meta = {
                 "layer": lr.name, "kind": lr.kind, "group": lr.group,
                 "tensor_shape": lr.shape_str, "dtype": lr.dtype, "depth": lr.index,
                 "status": lr.fit.status,
             }
-            for pos, (key, value) in enumerate(meta.items()):
-                frame.insert(pos, key, value)
             desc = dict(lr.fit.descriptives or {})
             desc["n_nonfinite"] = lr.fit.n_nonfinite
-            for key in DESCRIPTIVE_COLUMNS:
-                frame[key] = desc.get(key, np.nan)
-            frames.append(frame)
-        if not frames:
+            tail = {key: desc.get(key, np.nan) for key in DESCRIPTIVE_COLUMNS}
+            for row in lr.fit.rows or []:
+                rec = {**meta, **{c: row.get(c) for c in FRAME_COLUMNS}, **tail}
+                rec["flags"] = _flags_str(rec["flags"])
+                records.append(rec)
+            if not lr.fit.rows:
+                # A layer that could not be fitted still gets its rows, so every layer shows up.
+                records += [{**meta, "family": fam, **tail} for fam in self.families]
+        columns = [*LAYER_COLUMNS, *FRAME_COLUMNS, *DESCRIPTIVE_COLUMNS]
+        if not records:
             return pd.DataFrame(columns=[*LAYER_COLUMNS, "family", *DESCRIPTIVE_COLUMNS])
-        return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame.from_records(records, columns=columns)
 
     def wide(self) -> pd.DataFrame:
         """One row per layer: verdicts, shape parameters, KS D of each family, kurtosis."""
+        return self._cached("wide", self._build_wide).copy()
+
+    def _build_wide(self) -> pd.DataFrame:
         from weightstats.fitting.heterogeneity import describe_where
 
         rows = []
         for lr in self.layers:
             fit = lr.fit
             verdict = dict(fit.verdict or {})
-            frame = fit.to_frame() if fit.status == "ok" else pd.DataFrame()
-            by_family = frame.set_index("family") if len(frame) else pd.DataFrame()
+            # Plain dicts, not a DataFrame per layer: 10,000 small frames took minutes.
+            by_family = _rows_by_family(fit)
             desc = fit.descriptives or {}
 
-            def get(family: str, col: str, by_family: pd.DataFrame = by_family) -> float:
-                if family in by_family.index and col in by_family.columns:
-                    return float(by_family.loc[family, col])
-                return float("nan")
+            def get(family: str, col: str, by_family: dict = by_family) -> float:
+                return _num(by_family.get(family, {}).get(col))
 
             row: dict[str, Any] = {
                 "layer": lr.name, "kind": lr.kind, "group": lr.group, "depth": lr.index,
@@ -268,11 +280,11 @@ class ModelReport:
                 "t_df": get("t", "shape"),
                 "t_df_ci_low": get("t", "shape_ci_low"),
                 "t_df_ci_high": get("t", "shape_ci_high"),
-                "t_df_ci_method": _ci_method(frame, "t"),
+                "t_df_ci_method": _ci_method(by_family, "t"),
                 "gennorm_beta": get("gennorm", "shape"),
                 "gennorm_beta_ci_low": get("gennorm", "shape_ci_low"),
                 "gennorm_beta_ci_high": get("gennorm", "shape_ci_high"),
-                "gennorm_beta_ci_method": _ci_method(frame, "gennorm"),
+                "gennorm_beta_ci_method": _ci_method(by_family, "gennorm"),
             }
             for fam in self.families:
                 row[f"ks_D_{fam}"] = get(fam, "ks_stat")
@@ -287,21 +299,23 @@ class ModelReport:
 
     def comparisons(self) -> pd.DataFrame:
         """Pairwise family comparisons of every layer (the fitter's columns plus layer/depth)."""
-        frames = []
-        for lr in self.layers:
-            comp = lr.fit.comparisons() if lr.fit.status == "ok" else None
-            if comp is None or len(comp) == 0:
-                continue
-            comp = comp.copy()
-            comp.insert(0, "layer", lr.name)
-            comp.insert(1, "kind", lr.kind)
-            comp.insert(2, "depth", lr.index)
-            frames.append(comp)
-        if not frames:
+        return self._cached("comparisons", self._build_comparisons).copy()
+
+    def _build_comparisons(self) -> pd.DataFrame:
+        from weightstats.fitting.result import COMPARISON_COLUMNS
+
+        records = [
+            {"layer": lr.name, "kind": lr.kind, "depth": lr.index,
+             **{c: row.get(c) for c in COMPARISON_COLUMNS}}
+            for lr in self.layers if lr.fit.status == "ok"
+            for row in lr.fit.comparison_rows or []
+        ]
+        if not records:
             return pd.DataFrame(columns=["layer", "kind", "depth", "a", "b", "nested", "test",
                                          "statistic", "z", "pvalue", "favored",
                                          "mean_llr_per_weight"])
-        return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame.from_records(records, columns=["layer", "kind", "depth",
+                                                           *COMPARISON_COLUMNS])
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> tuple[dict[str, Any], str]:
@@ -317,9 +331,11 @@ class ModelReport:
         sentence : str
             One sentence answering the question, by BIC (consistent for nested families).
         """
+        import copy
+
         from weightstats.report.summary import build_summary
 
-        info = build_summary(self)
+        info = copy.deepcopy(self._cached("summary", lambda: build_summary(self)))
         return info, info["sentence"]
 
     # ------------------------------------------------------------------ output
@@ -328,11 +344,13 @@ class ModelReport:
         info, _ = self.summary()
         layers = []
         for lr in self.layers:
-            layers.append({
-                "name": lr.name, "kind": lr.kind, "group": lr.group, "shape": list(lr.shape),
-                "dtype": lr.dtype, "depth": lr.index, "fit": _scrub_fit(lr.fit.to_dict()),
-            })
-        return _clean({
+            entry = _clean({"name": lr.name, "kind": lr.kind, "group": lr.group,
+                            "shape": list(lr.shape), "dtype": lr.dtype, "depth": lr.index})
+            # TensorFit.to_dict is JSON-safe already: a second _clean pass over every histogram
+            # doubled the time of saving a many-layer model.
+            entry["fit"] = _scrub_fit(lr.fit.to_dict())
+            layers.append(entry)
+        out = _clean({
             "weightstats_report": 1,
             "model": self.model,
             "spec": safe_spec(self.spec),
@@ -340,8 +358,9 @@ class ModelReport:
             "families": list(self.families),
             "options": self.options,
             "summary": info,
-            "layers": layers,
         })
+        out["layers"] = layers
+        return out
 
     def plot_layer(self, name: str) -> Figure:
         """Histogram (log density, fitted pdfs overlaid) and QQ plot of one layer."""
@@ -372,12 +391,19 @@ class ModelReport:
         return write_report(self, directory, formats, plots=plots)
 
 
-def _ci_method(frame: pd.DataFrame, family: str) -> str:
+def _rows_by_family(fit: Any) -> dict[str, dict[str, Any]]:
+    """A fitted layer's table rows by family, restricted to the report's columns."""
+    if fit.status != "ok":
+        return {}
+    from weightstats.fitting.result import FRAME_COLUMNS
+
+    return {row["family"]: {c: row.get(c) for c in FRAME_COLUMNS} for row in fit.rows}
+
+
+def _ci_method(by_family: dict[str, dict[str, Any]], family: str) -> str:
     """How a family's shape interval was made: "wald", "sandwich", "omitted" or "" (none)."""
-    if not len(frame) or "shape_ci_method" not in frame.columns:
-        return ""
-    methods = frame.loc[frame["family"] == family, "shape_ci_method"].tolist()
-    return methods[0] if methods and isinstance(methods[0], str) else ""
+    method = by_family.get(family, {}).get("shape_ci_method")
+    return method if isinstance(method, str) else ""
 
 
 def _num(value: Any) -> float:
