@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import optimize, stats
 
 import weightstats
 from weightstats.fitting.atoms import cell_width, find_atoms, storage_precision
@@ -65,20 +65,55 @@ def test_atom_term_leaves_family_comparisons_unchanged():
     assert with_atoms.loc["normal", "shape_ci_low"] != with_atoms.loc["normal", "shape_ci_low"]
 
 
-def test_magnitude_pruning_is_described_not_fitted():
+def test_magnitude_pruning_is_described_and_fitted_truncated():
     x = _magnitude_pruned(12)
     fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    frame = fit.to_frame().set_index("family")
     c = float(np.abs(x[x != 0]).min())
-    assert fit.status == "pruned"
-    assert fit.message.startswith(f"pruned: |w| < {c:.4g} removed (70% zeros)")
-    assert fit.to_frame().empty and fit.verdict == {}  # no "t df 0.41" anywhere
-    assert fit.atoms["pruned_c"] == pytest.approx(c)
+    assert fit.status == "ok" and fit.atoms["pruned_c"] == pytest.approx(c)
+    assert frame["flags"].str.startswith(f"pruned: |w| < {c:.4g} removed (70% zeros)").all()
+    assert fit.verdict["best_bic"] == "normal"  # not "t df 0.41"
+    assert frame.loc["t", "shape"] > 30 and frame.loc["gennorm", "shape"] == pytest.approx(2, abs=0.05)
+    assert frame.loc["normal", "scale"] == pytest.approx(1.0, abs=0.01)
+    assert np.isnan(frame["ks_pvalue"]).all()  # no null table for truncated fits: none claimed
     assert fit.descriptives["zero_fraction"] == pytest.approx(0.7, abs=1e-3)
+
+
+def test_truncated_gaussian_likelihood_matches_scipy():
+    x = _magnitude_pruned(13, 0.5)[:128]
+    fit = weightstats.fit_tensor(x, families=("normal",), ks_replicates=REPLICATES)
+    row = fit.to_frame().iloc[0]
+    rest = x[x != 0].astype(np.float64)
+    c, n, n0 = float(np.abs(rest).min()), x.size, int(np.sum(x == 0))
+
+    def loglik(p):
+        loc, scale = p[0], np.exp(p[1])
+        kept = 1 - (stats.norm.cdf(c, loc, scale) - stats.norm.cdf(-c, loc, scale))
+        return stats.norm.logpdf(rest, loc, scale).sum() - rest.size * np.log(kept)
+
+    best = max((optimize.minimize(lambda p: -loglik(p), s, method="Nelder-Mead",
+                                  options={"xatol": 1e-10, "fatol": 1e-10}) for s in
+                ([0.0, 0.0], [0.1, np.log(0.5)])), key=lambda r: -r.fun)
+    atom_term = n0 * np.log(n0 / n) + rest.size * np.log(rest.size / n)
+    assert row["loglik"] >= -best.fun + atom_term - 1e-6
+    assert row["loglik"] == pytest.approx(loglik([row["loc"], np.log(row["scale"])]) + atom_term,
+                                          rel=1e-10)
+    assert row["scale"] == pytest.approx(np.exp(best.x[1]), rel=1e-4)
+
+
+def test_pruned_heavy_tails_stay_heavy():
+    rng = np.random.default_rng(24)
+    x = rng.standard_t(4, (512, 512)).astype(np.float32)
+    x[np.abs(x) < np.quantile(np.abs(x), 0.7)] = 0.0
+    fit = weightstats.fit_tensor(x, ks_replicates=REPLICATES)
+    assert fit.verdict["best_bic"] == "t"
+    assert fit.params("t")[2] == pytest.approx(4.0, rel=0.1)
 
 
 def test_light_pruning_is_pruning_too():
     fit = weightstats.fit_tensor(_magnitude_pruned(13, 0.05), ks_replicates=REPLICATES)
-    assert fit.status == "pruned" and "(5% zeros)" in fit.message
+    assert fit.atoms["pruned_c"] > 0 and "(5% zeros)" in fit.to_frame()["flags"][0]
+    assert fit.verdict["best_bic"] == "normal"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8])

@@ -34,8 +34,10 @@ Three readings follow from the atoms:
   mass and a flag such as "30.0% exact zeros modelled as a point mass".
 * **pruned** (``pruned_c``): exact zeros plus a hole (-c, c) in the continuous remainder that
   would hold at least ``HOLE_MIN_EXPECTED`` values at the density just outside it, i.e. magnitude
-  pruning. The survivors follow a law truncated to |x| >= c, which none of the families describe,
-  so the fitter declines with "pruned: |w| < c removed (70% zeros)" instead of a degenerate fit.
+  pruning: "pruned: |w| < c removed (70% zeros)". The survivors follow a law truncated to
+  |x| >= c, and the families are fitted to them as such (``fitting.truncated``) instead of
+  degenerating on the hole; the per-channel view, whose scores would mix the truncation into
+  every channel, declines.
 * **quantized** (``discrete``): the atoms carry all but a few values. The law is discrete; a
   continuous family fitted to a handful of levels (or their envelope) has no likelihood to compare,
   so the fitter declines with "quantized: k levels, step s".
@@ -436,6 +438,8 @@ def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None
     """
     atoms = known if known is not None else find_atoms(xs, dtype)
     reason = atoms.decline(min_n)
+    if reason is not None and reason[0] == "pruned" and known is None:
+        reason = None  # the fitter fits truncated laws to the survivors (fitting.truncated)
     if reason is not None:
         fit = TensorFit.failed(*reason, **base)
         fit.descriptives.update(_describe_raw(xs))  # raw values (the per-channel view too)
