@@ -271,8 +271,9 @@ class Atoms:
             return "too_small", (f"{self.describe()}; only {self.n_continuous} other values, "
                                  f"at least {min_n} are needed")
         if self.pruned_c is not None:
-            return "pruned", (f"{self.describe()}; the survivors follow a law truncated to "
-                              f"|w| >= {self.pruned_c:.4g}, which no family models, so none is fitted")
+            return "pruned", (f"{self.describe()}; the per-channel view cannot separate the "
+                              f"truncation at |w| >= {self.pruned_c:.4g} from the channels' shapes: "
+                              "fit without per-channel for truncated fits")
         if self.discrete:
             return "quantized", (f"{self.quantized_text()} ({self.mass:.1%} of values on them): a "
                                  "discrete law, so no continuous family is fitted")
