@@ -187,7 +187,8 @@ def fit_model(
     min_size : int
         Skip tensors with fewer weights.
     per_channel : bool
-        Standardize each output channel before fitting (separates scale mixing from shape).
+        Remove each output channel's own mean and scale before fitting (exact Gaussian scores,
+        see ``weightstats.fitting.channels``): separates scale mixing from shape.
     ks_sample, ks_replicates : int
         KS subsample size and parametric-bootstrap replicates.
     seed : int

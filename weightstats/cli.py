@@ -108,7 +108,7 @@ def _fit_options(f: Any) -> Any:
         click.option("--min-size", type=int, default=1, show_default=True,
                      help="Skip tensors with fewer weights."),
         click.option("--per-channel", is_flag=True,
-                     help="Standardize each output channel before fitting."),
+                     help="Remove each output channel's own mean and scale (exact Gaussian scores) before fitting."),
         click.option("--ks-sample", type=int, default=5000, show_default=True,
                      help="Weights subsampled for the KS test."),
         click.option("--ks-replicates", type=int, default=1000, show_default=True,
