@@ -123,6 +123,7 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
             "family": name, "n": n, "loc": loc * unit, "scale": scale * unit,
             "shape": shape if fam.shape_name else float("nan"),
             "shape_ci_low": float("nan"), "shape_ci_high": float("nan"),
+            "shape_ci_method": "omitted" if fam.shape_name else "",
             "loglik": ll_raw, "loglik_per_weight": ll_raw / n, "aic": 2 * k_params - 2 * ll_raw,
             "bic": k_params * math.log(n) - 2 * ll_raw, "ks_stat": ks_statistic_sorted(u, cdf),
             "ks_pvalue": float("nan"), "ks_pvalue_naive": float("nan"), "ks_n": 0,
