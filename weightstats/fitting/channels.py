@@ -105,11 +105,12 @@ def channel_scores(arr: np.ndarray, axis: int, drop=None) -> tuple[np.ndarray, l
     parts = []
     for k in np.unique(counts[~small]):  # channels with the same number of usable values
         members = np.flatnonzero(counts == k)
-        # Usable values first, in storage order (a stable sort on "left out").
-        order = np.argsort(~keep[members], axis=1, kind="stable")[:, :k]
         per_block = max(1, _BLOCK // int(k))
         for b in range(0, members.size, per_block):
-            block = np.take_along_axis(rows[members[b:b + per_block]], order[b:b + per_block], 1)
+            block = rows[members[b:b + per_block]]
+            if k < rows.shape[1]:  # usable values first, in storage order (stable sort)
+                order = np.argsort(~keep[members[b:b + per_block]], axis=1, kind="stable")[:, :k]
+                block = np.take_along_axis(block, order, 1)
             parts.append(gaussian_scores(block).reshape(-1))
     scores = np.concatenate(parts) if parts else np.empty(0)
     undefined = ~np.isfinite(scores)
