@@ -162,6 +162,8 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     NaN where it is not defined (a shape at its bound, a singular ``A``).
     """
     n = int(n if n is not None else z_sorted.size)
+    if not (math.isfinite(loc) and 0 < scale < math.inf and 0 < shape < math.inf and n > 0):
+        return float("nan")  # a failed fit has no interval
     step = max(1, z_sorted.size // ROBUST_SAMPLE)
     z = z_sorted[step // 2::step] - loc
     log_params = np.array([math.log(scale), math.log(shape)])
@@ -176,6 +178,8 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
         a[:, j] = -(mean_score(log_params + e) - mean_score(log_params - e)) / (2 * _H)
     a = 0.5 * (a + a.T)
     b = np.cov(_scores(family, z, scale, shape), rowvar=False)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
     try:
         a_inv = np.linalg.inv(a)
     except np.linalg.LinAlgError:
@@ -222,6 +226,6 @@ def honest_intervals(rows: list[dict[str, Any]], verdict: Mapping[str, Any], z_s
                          "(sandwich) one for the best approximation, not the Wald one")
         else:
             row["shape_ci_method"] = "omitted"
-            flags.append("shape_ci_omitted: no family fits and the robust interval is undefined "
-                         "here (shape at its bound)")
+            flags.append("shape_ci_omitted: no family fits, and the robust interval is undefined "
+                         "for this fit (shape at its bound, or no fit)")
         row["flags"] = "; ".join(flags)
