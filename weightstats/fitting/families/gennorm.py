@@ -359,12 +359,29 @@ class GenNorm(Family):
         ``gennorm_cusps``: the local search can stop on a cusp that is not the highest)."""
         local = self.fit_rows(x_sorted[np.newaxis, :])
         if not local.shape[0] < 1.05:
-            return local
+            return self._polish(x_sorted, local)
         found = global_cusp_fit(x_sorted, float(local.loc[0]), float(local.shape[0]),
                                 float(local.loglik[0]), _beta_newton)
         if found is None or not found[3][0] > local.loglik[0]:
             return local
         return _batch_fit(x_sorted.size, *found)
+
+    def _polish(self, x_sorted: np.ndarray, local: BatchFit) -> BatchFit:
+        """Finish the coordinate ascent where loc and beta are coupled (small skewed samples:
+        six rounds stopped 1e-7 of the log-likelihood short of scipy's on 40 values): joint
+        Newton where it is safe, else more rounds; the better likelihood wins."""
+        n = x_sorted.size
+        if n > 2 * _SUBSAMPLE:  # the long-row path polishes to convergence itself
+            return local
+        loc, beta = float(local.loc[0]), float(local.shape[0])
+        found = None
+        if _NEWTON_BETA[0] < beta < _NEWTON_BETA[1]:
+            found = polish_newton(x_sorted, loc, beta, _NEWTON_BETA, max_steps=50)
+        if found is None:
+            found = fit_gennorm_rows(x_sorted[np.newaxis, :], local.loc, local.shape, rounds=50)
+        if not found[3][0] > local.loglik[0]:
+            return local
+        return _batch_fit(n, *found)
 
     def logpdf(self, x, loc, scale, shape):
         z = np.abs(x - loc) / scale
