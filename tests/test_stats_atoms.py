@@ -7,6 +7,8 @@ the pruning and quantization verdicts, and that continuous data never grow atoms
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy import optimize, stats
@@ -210,3 +212,26 @@ def test_float8_rounding_is_not_atoms_but_zeros_are(dtype):
     fit = weightstats.fit_tensor(w.to(getattr(torch, dtype)), ks_replicates=REPLICATES)
     assert [a["value"] for a in fit.atoms["atoms"]] == [0.0]
     assert fit.descriptives["atom_mass"] == pytest.approx(0.3, abs=0.005)
+
+
+def test_per_channel_on_a_vector_still_models_zeros():
+    x = _zero_inflated(25).ravel()[:20_000]
+    fit = weightstats.fit_tensor(x, per_channel=True, ks_replicates=REPLICATES)
+    assert "per-channel ignored: the tensor has a single axis" in fit.notes
+    assert fit.verdict["best_bic"] == "normal" and fit.atoms["atoms"][0]["value"] == 0.0
+
+
+def test_model_summary_names_atoms_pruning_and_quantization():
+    torch = pytest.importorskip("torch")
+    grid = (np.round(np.random.default_rng(26).standard_normal((256, 256)) * 30) * 0.01)
+    state = {"zeros.weight": torch.tensor(_zero_inflated(26)[:256]),
+             "pruned.weight": torch.tensor(_magnitude_pruned(27)[:256]),
+             "grid.weight": torch.tensor(grid.astype(np.float32))}
+    report = weightstats.fit_model(state, ks_replicates=REPLICATES)
+    info, answer = report.summary()
+    lines = "\n".join(info["atoms"])
+    assert re.search(r"zeros.weight: 30\.\d% exact zeros modelled as a point mass", lines)
+    assert "pruned.weight: pruned: |w| < " in lines and "(70% zeros)" in lines
+    assert "grid.weight: quantized: " in lines and "step 0.01" in lines
+    assert "not fitted: quantized 1" in answer
+    assert set(report.table["atom_mass"].dropna().round(1)) == {0.3, 0.7, 1.0}

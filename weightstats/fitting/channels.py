@@ -131,6 +131,8 @@ def per_channel_view(arr: np.ndarray, axis: int, dtype: str,
     are too few finite values to look for them).
     """
     flat = arr.reshape(-1)
+    if arr.ndim < 2:  # nothing to standardize: the fitter handles atoms as without the view
+        return flat, ["per-channel ignored: the tensor has a single axis"], None
     raw = np.sort(flat[np.isfinite(flat)])
     atoms = None
     if raw.size >= min_n and raw[0] != raw[-1]:
