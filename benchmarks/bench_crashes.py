@@ -43,11 +43,13 @@ SETS = {
 }
 
 
-def run(scale: float) -> list[str]:
+def run(scale: float, only: str = "") -> list[str]:
     lines = ["| set | tensors | crashes | non-finite loglik | failed families | seconds |",
              "|---|---:|---:|---:|---:|---:|"]
     examples = []
     for name, (make, count) in SETS.items():
+        if only and only not in name:
+            continue
         count = max(1, int(count * scale))
         crashes = nonfinite = failed = 0
         t0 = time.perf_counter()
@@ -77,8 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", default="", help="run the sets whose name contains this")
     args = parser.parse_args()
-    text = "\n".join(["# fit_tensor crash sweep", "", *run(args.scale), ""])
+    text = "\n".join(["# fit_tensor crash sweep", "", *run(args.scale, args.only), ""])
     print(text)
     if args.out:
         args.out.write_text(text)
