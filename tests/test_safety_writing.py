@@ -186,6 +186,18 @@ def test_sigkill_leftovers_are_cleaned_by_the_next_save(report: ModelReport,
     assert sorted(os.listdir(tmp_path)) == [".rep.tmp-1-userdata", "rep"]
 
 
+def test_old_report_moved_aside_by_a_killed_swap_is_put_back(report: ModelReport,
+                                                             tmp_path: Path) -> None:
+    # SIGKILL between the two renames of a swap: the old report sits in .rep.old-<pid>-*.
+    old = tmp_path / ".rep.old-999999999-abc123"
+    old.mkdir()
+    (old / MARKER).write_bytes(MARKER_TEXT)
+    (old / "layers.csv").write_text("old report")
+    report.save(tmp_path / "other", formats=("csv",))  # any save in the folder recovers it
+    assert sorted(os.listdir(tmp_path)) == ["other", "rep"]
+    assert (tmp_path / "rep" / "layers.csv").read_text() == "old report"
+
+
 def test_a_live_writers_temporary_is_left_alone(report: ModelReport, tmp_path: Path) -> None:
     from weightstats.report.atomic import atomic_directory
 
@@ -464,4 +476,5 @@ def test_figures_stay_bounded_for_many_layers(tmp_path: Path) -> None:
     assert total <= figs.MAX_FIGURE_BYTES, total
     summary = (out / "summary.md").read_text()
     assert f"{figs.MAX_PANEL_LAYERS} of {n} layers" in summary
+    assert f"{figs.MAX_PANEL_LAYERS} of {n} layers" in (out / "report.html").read_text()
     assert (out / "report.html").stat().st_size < 8 * figs.MAX_FIGURE_BYTES

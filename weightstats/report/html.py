@@ -120,7 +120,10 @@ def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
                                                   text_cols=("layer", "kind", "best (AIC)",
                                                              "best (BIC)"))))
     if pngs:
-        sections.append(("Figures", "".join(_img(n, d) for n, d in pngs.items())))
+        from weightstats.report.figures import panel_note
+
+        shown = f"<p>{html_text(panel_note(report))}</p>" if panel_note(report) else ""
+        sections.append(("Figures", shown + "".join(_img(n, d) for n, d in pngs.items())))
     comp = report.comparisons()
     if len(comp):
         cols = [c for c in ("layer", "a", "b", "nested", "test", "statistic", "z", "pvalue",
