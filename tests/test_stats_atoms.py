@@ -235,3 +235,15 @@ def test_model_summary_names_atoms_pruning_and_quantization():
     assert "grid.weight: quantized: " in lines and "step 0.01" in lines
     assert "not fitted: quantized 1" in answer
     assert set(report.table["atom_mass"].dropna().round(1)) == {0.3, 0.7, 1.0}
+
+
+def test_pruned_weights_stored_sparse_are_pruned_too():
+    x = _magnitude_pruned(28)
+    survivors = x[x != 0]  # a sparse checkpoint stores only these
+    fit = weightstats.fit_tensor(survivors, ks_replicates=REPLICATES)
+    assert fit.atoms["pruned_c"] == pytest.approx(float(np.abs(survivors).min()))
+    assert "removed (zeros not stored)" in fit.to_frame()["flags"][0]
+    assert fit.verdict["best_bic"] == "normal"
+    rng = np.random.default_rng(29)  # two separate modes, not symmetric about zero: no pruning
+    two_modes = np.r_[rng.normal(-3, 0.3, 50_000), rng.normal(4, 0.3, 50_000)]
+    assert find_atoms(np.sort(two_modes)).pruned_c is None

@@ -58,6 +58,7 @@ from .result import TensorFit
 ALPHA = 1e-3  # expected number of false atoms in a continuous tensor (union bound)
 NEIGHBOURS = 64  # values on each side behind the local density estimate
 HOLE_MIN_EXPECTED = 20.0  # P(no value in a hole expected to hold 20) = exp(-20) = 2e-9
+HOLE_MAX_ASYMMETRY = 10.0  # a hole without zeros: its edges at most this many values apart
 DISCRETE_SHARE = 0.05  # below this share of continuous values a tensor is read as quantized
 _CHUNK = 1 << 20
 
@@ -250,7 +251,9 @@ class Atoms:
         """One line for notes, flags and the summary; ``treated`` replaces "modelled as a point
         mass" (the per-channel view leaves atoms out instead)."""
         if self.pruned_c is not None:
-            return f"pruned: |w| < {self.pruned_c:.4g} removed ({self.zero_count / self.n_total:.0%} zeros)"
+            zeros = (f"{self.zero_count / self.n_total:.0%} zeros" if self.zero_count
+                     else "zeros not stored")
+            return f"pruned: |w| < {self.pruned_c:.4g} removed ({zeros})"
         if self.discrete or (self.values.size >= 3 and self.mass >= 0.5):
             return f"{self.quantized_text()} ({self.mass:.1%} of values on them)"
         zeros = self.zero_count
@@ -326,13 +329,15 @@ class Atoms:
                           for i in sorted(order)]}
 
 
-def _hole(rest: np.ndarray, precision: str) -> float | None:
+def _hole(rest: np.ndarray, precision: str, symmetric: bool = False) -> float | None:
     """Magnitude-pruning threshold c if the sorted continuous values skip (-c, c), else None.
 
     The hole is the stretch between the rounding cells of the nearest values on either side,
     less the cell of zero itself (values there round to the zero atom); it is real when, at the
     density just outside it (from NEIGHBOURS values each side), it should hold at least
-    HOLE_MIN_EXPECTED values.
+    HOLE_MIN_EXPECTED values. Without exact zeros (pruned weights stored sparse) the hole must
+    also be symmetric, |lo| and hi no further apart than ``HOLE_MAX_ASYMMETRY`` values' worth at
+    that density, which a law with two separate modes does not mimic by chance.
     """
     i = int(np.searchsorted(rest, 0.0))
     if i < 2 or i > rest.size - 2:
@@ -347,6 +352,8 @@ def _hole(rest: np.ndarray, precision: str) -> float | None:
     right = n_right / ((far_hi + above[3]) - (hi - below[1]))
     width = (hi - below[1]) - (lo + above[0]) - (below[4] + above[4])
     expected = 0.5 * (left + right) * width  # values the hole would hold at the outer density
+    if symmetric and 0.5 * (left + right) * abs(hi + lo) > HOLE_MAX_ASYMMETRY:
+        return None
     return min(-lo, hi) if expected >= HOLE_MIN_EXPECTED else None
 
 
@@ -387,15 +394,16 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
             found.append(candidates[_test_runs(xs, candidates, precision)])
     values = np.unique(np.concatenate(found)) if found else np.empty(0)
     if not values.size:
-        return Atoms(n_total=n, precision=precision)
+        # Pruned weights stored sparse: no zeros, but a symmetric hole (-c, c) all the same.
+        return Atoms(n_total=n, precision=precision, pruned_c=_hole(xs, precision, symmetric=True))
     keys = values.astype(xs.dtype)
     counts = np.searchsorted(xs, keys, "right") - np.searchsorted(xs, keys, "left")
     atoms = Atoms(values, counts.astype(np.int64), n, precision, _grid(values))
     if atoms.discrete:  # the few values off the atoms are levels too (seen once): all on the grid?
         levels = np.unique(xs).astype(np.float64)
         return Atoms(values, atoms.counts, n, precision, _grid(levels), n_levels=int(levels.size))
-    if atoms.zero_count and atoms.n_continuous >= 2 and not atoms.discrete:
-        c = _hole(atoms.continuous(xs), precision)
+    if atoms.n_continuous >= 2:
+        c = _hole(atoms.continuous(xs), precision, symmetric=not atoms.zero_count)
         if c is not None:
             atoms = Atoms(values, atoms.counts, n, precision, atoms.step, c)
     return atoms
