@@ -74,8 +74,10 @@ def _resolve(target: Path) -> Path:
 
 
 def _refuse_cwd(target: Path, shown: Path) -> None:
-    cwd = Path(os.path.abspath(os.getcwd()))
-    if target == cwd or target in cwd.parents:
+    # Physical paths: the same folder may be reached through a symbolic link.
+    cwd = Path(os.path.realpath(os.getcwd()))
+    real = Path(os.path.realpath(target))
+    if real == cwd or real in cwd.parents:
         raise WeightstatsError(
             f"cannot write report to {shown}: it is the current folder or holds it; "
             "choose a new folder such as --out reports/NAME")
@@ -169,8 +171,10 @@ def check_parent_folder(folder: str | os.PathLike[str], *, may_be_report: bool =
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """Exclusive ``flock`` on a folder: serializes the swaps and cleanups of all writers."""
+def _locked(folder: Path) -> Iterator[bool]:
+    """Exclusive ``flock`` on a folder: serializes the swaps and cleanups of all writers.
+
+    Yields whether the lock is held (False on a filesystem without locks)."""
     fd = None
     if fcntl is not None:
         try:
@@ -181,7 +185,7 @@ def _locked(folder: Path) -> Iterator[None]:
                 os.close(fd)
             fd = None
     try:
-        yield
+        yield fd is not None
     finally:
         if fd is not None:
             os.close(fd)
@@ -268,8 +272,9 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     with interrupts.watching():
         # Under the parent's lock, so that no other writer's cleanup sees this temporary
         # folder between its creation and its lock.
-        with _locked(parent):
-            clean_stale(parent)
+        with _locked(parent) as locked:
+            if locked:  # unlocked, a cleanup could race another writer's swap
+                clean_stale(parent)
             tmp, lock_fd = _new_temporary(real, shown)
         try:
             yield tmp
