@@ -38,9 +38,13 @@ Three readings follow from the atoms:
   |x| >= c, and the families are fitted to them as such (``fitting.truncated``) instead of
   degenerating on the hole; the per-channel view, whose scores would mix the truncation into
   every channel, declines.
-* **quantized** (``discrete``): the atoms carry all but a few values. The law is discrete; a
-  continuous family fitted to a handful of levels (or their envelope) has no likelihood to compare,
-  so the fitter declines with "quantized: k levels, step s".
+* **quantized** (``discrete``): the atoms carry all but a few values (``DISCRETE_SHARE``). The
+  law is discrete, so the fitter declines with "quantized: k levels, step s" and reports the
+  descriptives (whose excess kurtosis still describes the envelope). Why no fit: with every value
+  on an atom nothing continuous is left to fit, and fitting the families to the raw levels brings
+  back the unbounded likelihood; the honest continuous model of a quantized tensor is a grouped
+  (interval-censored) likelihood, F(v + s/2) - F(v - s/2) per level, which would describe the
+  envelope the quantizer rounded, not the stored weights, and is not implemented.
 """
 
 from __future__ import annotations
