@@ -252,14 +252,21 @@ def newton_converged(theta: np.ndarray, ll: np.ndarray, grad: np.ndarray,
     return usable & definite & (decrement <= 1e-6 + 1e-9 * np.abs(ll))
 
 
+# Widest standardized range the refit accepts: squares stay below 1e280, their sums finite.
+_MAX_RANGE = 1e140
+
+
 def _robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and interquartile range of each sorted row (positive: the RMS deviation where the
-    quartiles tie)."""
+    """Median and interquartile range of each sorted row (the RMS deviation where the quartiles
+    tie), but at least the range over ``_MAX_RANGE``: an outlier 1e200 interquartile ranges out
+    must not overflow z² (the bulk then sits near 1e-60, where its curvature, ~1/σ², is finite)."""
     n = x.shape[1]
     med = row_median(x)
     iqr = x[:, (3 * (n - 1)) // 4] - x[:, (n - 1) // 4]
-    rms = np.sqrt(np.mean((x - med[:, None]) ** 2, axis=1))
-    return med, np.where(iqr > 0, iqr, rms)
+    with np.errstate(over="ignore"):
+        rms = np.sqrt(np.mean((x - med[:, None]) ** 2, axis=1))
+    unit = np.where(iqr > 0, iqr, rms)
+    return med, np.maximum(unit, (x[:, -1] - x[:, 0]) / _MAX_RANGE)
 
 
 def _refit_rescaled(x: np.ndarray):
@@ -284,13 +291,21 @@ class StudentT(Family):
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
         theta0 = None
-        if x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
-            # Converge on exact quantiles first; the full data then needs one or two Newton steps.
-            theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
-        elif start is not None:
-            theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
-        theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0)
-        converged = newton_converged(theta, ll, grad, hess)
+        try:
+            if x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
+                # Converge on exact quantiles first; the full data then needs a step or two.
+                theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
+            elif start is not None:
+                theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
+            theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0)
+            converged = newton_converged(theta, ll, grad, hess)
+        except np.linalg.LinAlgError:
+            # Curvatures beyond float range (a bulk squeezed to ~1e-188 of the unit by an outlier
+            # 1e200 times wider): every row goes to the rescaled refit below.
+            rows = x.shape[0]
+            theta, hess = np.full((rows, 3), np.nan), np.full((rows, 3, 3), np.nan)
+            ll, at_bound = np.full(rows, -np.inf), np.zeros(rows, bool)
+            converged = np.zeros(rows, bool)
         if not converged.all():
             # A stalled row gets a second, independent try in well-scaled units; the better
             # likelihood wins, so rows that converged are never touched.
