@@ -14,7 +14,8 @@ import pytest
 from scipy import optimize, stats
 
 import weightstats
-from weightstats.fitting.atoms import cell_width, find_atoms, storage_precision
+from weightstats.fitting.atoms import find_atoms
+from weightstats.fitting.floatgrid import cell_width, storage_precision
 
 REPLICATES = 200  # enough for the p-value columns these tests do not read
 

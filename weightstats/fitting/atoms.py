@@ -57,6 +57,7 @@ import numpy as np
 from scipy import special
 
 from .descriptives import describe
+from .floatgrid import SIGNIFICAND_BITS, half_cells, storage_precision
 from .result import TensorFit
 
 ALPHA = 1e-3  # expected number of false atoms in a continuous tensor (union bound)
@@ -65,61 +66,6 @@ HOLE_MIN_EXPECTED = 20.0  # P(no value in a hole expected to hold 20) = exp(-20)
 HOLE_MAX_ASYMMETRY = 10.0  # a hole without zeros: its edges at most this many values apart
 DISCRETE_SHARE = 0.05  # below this share of continuous values a tensor is read as quantized
 _CHUNK = 1 << 20
-
-# (significand bits including the implicit one, smallest subnormal) per storage precision.
-_PRECISIONS = {
-    "float8_e5m2": (3, 2.0 ** -16),
-    "float8_e4m3": (4, 2.0 ** -9),
-    "bfloat16": (8, 2.0 ** -133),
-    "float16": (11, 2.0 ** -24),
-    "float32": (24, 2.0 ** -149),
-    "float64": (53, 2.0 ** -1074),
-}
-
-
-def storage_precision(xs: np.ndarray, dtype: str = "") -> str:
-    """The coarsest float format that represents every value of ``xs`` exactly.
-
-    float8 tensors (``dtype`` names them; NumPy has no float8) use their own grid. Otherwise the
-    values are read in chunks with an early exit, so a float32 tensor costs one short pass.
-    """
-    for name in ("float8_e5m2", "float8_e4m3"):
-        if dtype.startswith(name):
-            return name
-    fits = {"bfloat16": True, "float16": True, "float32": True}
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, xs.size, _CHUNK):
-            block = xs[start:start + _CHUNK]
-            x32 = block.astype(np.float32)
-            if fits["float32"] and block.dtype != np.float32:
-                fits["float32"] = bool(np.all(x32 == block))
-            if fits["bfloat16"]:
-                fits["bfloat16"] = not np.any(x32.view(np.uint32) & np.uint32(0xFFFF))
-            if fits["float16"]:
-                fits["float16"] = bool(np.all(block.astype(np.float16) == block))
-            if not any(fits.values()):
-                break
-    return next((name for name, ok in fits.items() if ok), "float64") if fits["float32"] \
-        else "float64"
-
-
-def _half_cells(v: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray]:
-    """Half the gap to the next float below and above each value ``v`` at ``precision``: the
-    round-to-nearest cell of ``v`` is ``[v - below, v + above]`` (for ``v < 0`` mirrored)."""
-    bits, tiny = _PRECISIONS[precision]
-    mant, exp = np.frexp(np.abs(np.asarray(v, dtype=np.float64)))  # |v| = mant * 2**exp, mant in [.5, 1)
-    away = np.maximum(np.ldexp(1.0, exp - bits), tiny)  # gap to the next float away from zero
-    toward = np.where((mant == 0.5) & (away > tiny), away / 2, away)  # finer below a power of two
-    away, toward = np.where(v == 0, tiny, away), np.where(v == 0, tiny, toward)
-    positive = np.asarray(v) >= 0
-    return (np.where(positive, toward, away) / 2, np.where(positive, away, toward) / 2)
-
-
-def cell_width(v: np.ndarray, precision: str) -> np.ndarray:
-    """Width of the round-to-nearest cell of each value ``v`` at ``precision``."""
-    below, above = _half_cells(v, precision)
-    return below + above
-
 
 def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
     """log P(Poisson(lam) >= c), accurate where the probability underflows."""
@@ -132,14 +78,14 @@ def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
 def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray:
     """Boolean mask: which repeated ``values`` of sorted ``xs`` are atoms (see the module doc)."""
     n = xs.size
-    bits = _PRECISIONS[precision][0]
+    bits = SIGNIFICAND_BITS[precision]
     # Values computed in floating point from quantities of the tensor's size (a + (b - a) * u in
     # an initializer, w - lr * g in training) resolve no finer than the unit roundoff at the
     # largest magnitude, however fine the float grid is near zero.
     floor = 2.0 ** -bits * max(abs(float(xs[0])), abs(float(xs[-1]))) / 2
 
     def halves(v):
-        below, above = _half_cells(v, precision)
+        below, above = half_cells(v, precision)
         return np.maximum(below, floor), np.maximum(above, floor)
 
     # Keys in the sample's own dtype: a float64 key makes searchsorted copy a float32 sample.
@@ -348,7 +294,7 @@ def _hole(rest: np.ndarray, precision: str, symmetric: bool = False) -> float | 
         return None
     edge = np.array([rest[i - 1], rest[i], rest[max(i - NEIGHBOURS, 0)],
                      rest[min(i + NEIGHBOURS - 1, rest.size - 1)], 0.0], dtype=np.float64)
-    below, above = _half_cells(edge, precision)
+    below, above = half_cells(edge, precision)
     lo, hi, far_lo, far_hi = edge[:4]
     n_left = i - int(np.searchsorted(rest, rest[max(i - NEIGHBOURS, 0)], "left"))
     n_right = int(np.searchsorted(rest, rest[min(i + NEIGHBOURS - 1, rest.size - 1)], "right")) - i
