@@ -196,6 +196,7 @@ def test_per_channel_view_leaves_atoms_out_and_declines_pruning():
     fit = weightstats.fit_tensor(x, per_channel=True, ks_replicates=REPLICATES)
     assert fit.verdict["best_bic"] == "normal"
     assert fit.to_frame()["flags"].str.contains("left out before the per-channel").all()
+    assert fit.atoms["description"].endswith("exact zeros left out before the per-channel transform")
     pruned = weightstats.fit_tensor(_magnitude_pruned(20).reshape(512, 8, 8, 8), per_channel=True)
     assert pruned.status == "pruned" and pruned.descriptives["std"] > 0
     grid = np.round(np.random.default_rng(21).standard_normal((64, 27)) * 20) * 0.01

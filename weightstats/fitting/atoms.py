@@ -156,6 +156,8 @@ class Atoms:
     # Set by ``take_atoms`` when the atoms were cut out of the values the families are fitted to:
     # the whole sample's range, which the descriptives report.
     removed_from: tuple[float, float] | None = None
+    # Set by the per-channel view: the atoms were left out before its transform, not modelled.
+    left_out: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.values.size)
@@ -216,7 +218,9 @@ class Atoms:
             share = (self.n_atom_values - zeros) / self.n_total
             parts.append(f"{share:.1%} on {others} repeated value(s) ({shown}{more})")
         noun = "a point mass" if self.values.size == 1 else "point masses"
-        return " and ".join(parts) + " " + (treated or f"modelled as {noun}")
+        treated = treated or ("left out before the per-channel transform" if self.left_out
+                              else f"modelled as {noun}")
+        return " and ".join(parts) + " " + treated
 
     def decline(self, min_n: int) -> tuple[str, str] | None:
         """(status, message) when no continuous family should be fitted, else None."""
@@ -256,9 +260,9 @@ class Atoms:
         if not self:
             return
         described["zero_fraction"] = self.zero_count / self.n_total
-        if self.removed_from is None:  # per-channel: atoms left out before the transform
+        if self.left_out:  # the per-channel view: no point masses in its likelihood
             for row in rows:
-                row["flags"] = "; ".join(f for f in (row["flags"], self.describe("left out before the per-channel transform")) if f)
+                row["flags"] = "; ".join(f for f in (row["flags"], self.describe()) if f)
             return
         described.update(min=self.removed_from[0], max=self.removed_from[1])
         n, ll_atoms, extra = self.n_total, self.loglik(), int(self.values.size)

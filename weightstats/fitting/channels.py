@@ -29,6 +29,8 @@ a monotone transform of it and only their direction (heavier or lighter than Gau
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import special, stats
 
@@ -141,4 +143,4 @@ def per_channel_view(arr: np.ndarray, axis: int, dtype: str,
     if atoms is not None and atoms.decline(min_n) is not None:
         return flat, [], atoms  # pruned or quantized: the fitter declines on the raw values
     scores, notes = channel_scores(arr, axis, atoms.drop if atoms else None)
-    return scores, notes, atoms
+    return scores, notes, (replace(atoms, left_out=True) if atoms else atoms)
