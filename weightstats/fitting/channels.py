@@ -25,6 +25,8 @@ verdict still answers "is the shape non-Gaussian within channels, beyond the sca
 between them?". The fitted df / beta describe the scores, which at large fan-in are close to
 (x - running mean) / running std and hence to the weights' own shape; at small fan-in they are
 a monotone transform of it and only their direction (heavier or lighter than Gaussian) is read.
+The scores depend on the order of the values within a channel (storage order is used, so results
+are deterministic); their null distribution does not, for any fixed order.
 """
 
 from __future__ import annotations
