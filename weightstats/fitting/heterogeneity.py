@@ -102,9 +102,11 @@ def _axis_result(name: str, dims: tuple[int, ...], rows: np.ndarray, finite: np.
     """Stratified median test and effect size for one slicing (``rows``: slices x positions of
     ``|w - M|``, NaN where not finite); None when slices are too small or mostly one value."""
     sizes = finite.sum(axis=1).astype(float)
+    if np.min(sizes) < MIN_SLICE:
+        return None  # too few values for the chi-square approximation (no all-NaN slice below)
     med = np.median(rows, axis=1) if finite.all() else np.nanmedian(rows, axis=1)
-    if np.min(sizes) < MIN_SLICE or np.any(~(med > 0)):
-        return None  # too few values, or a slice mostly on one value (pruned): no log scale
+    if np.any(~(med > 0)):
+        return None  # a slice mostly on one value (pruned): no log scale
     k = rows.shape[0]
     below = (rows <= q) & finite
     share = below.sum(axis=1) / sizes
