@@ -348,6 +348,16 @@ sys.meta_path.insert(0, _Hook())
 '''
 
 
+def test_interrupt_flag_belongs_to_one_run() -> None:
+    from weightstats import interrupts
+
+    with pytest.raises(KeyboardInterrupt), interrupts.watching():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert interrupts.interrupted() is None
+    interrupts.check()  # a later run (CliRunner, another save) is not interrupted
+
+
 def _pythonpath(hook: Path) -> str:
     return os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p)
 

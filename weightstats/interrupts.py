@@ -49,7 +49,8 @@ def _wrap(previous: Callable[[int, Any], Any]) -> Callable[[int, Any], Any]:
 def watching() -> Iterator[None]:
     """Record SIGINT / SIGTERM in a flag while the block runs (main thread only).
 
-    The outermost block clears the flag on entry and puts the previous handlers back on exit.
+    The outermost block clears the flag on entry and on exit and puts the previous handlers
+    back on exit.
     A handler already installed as a Python function (Python's own Ctrl-C handler, the CLI's
     SIGTERM handler) is called after the flag is set; a default or ignored disposition is
     left alone, so a library caller's SIGTERM still ends the process as before.
@@ -75,6 +76,8 @@ def watching() -> Iterator[None]:
             signal.signal(sig, previous)
         with _lock:
             _state["depth"] -= 1
+            if outermost:  # the flag belongs to this run only
+                _state["signal"] = None
 
 
 @contextlib.contextmanager
