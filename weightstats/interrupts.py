@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -62,6 +63,7 @@ def watching() -> Iterator[None]:
         outermost = _state["depth"] == 0
         _state["depth"] += 1
     saved: dict[int, Any] = {}
+    hook = sys.unraisablehook
     try:
         if outermost:
             _state["signal"] = None
@@ -70,14 +72,28 @@ def watching() -> Iterator[None]:
                 if callable(previous):
                     saved[sig] = previous
                     signal.signal(sig, _wrap(previous))
+            sys.unraisablehook = _quiet_dropped_interrupt(hook)
         yield
     finally:
         for sig, previous in saved.items():
             signal.signal(sig, previous)
+        if outermost:
+            sys.unraisablehook = hook
         with _lock:
             _state["depth"] -= 1
             if outermost:  # the flag belongs to this run only
                 _state["signal"] = None
+
+
+def _quiet_dropped_interrupt(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """No "Exception ignored" traceback for an interrupt the flag already carries."""
+
+    def hook(unraisable: Any) -> Any:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and _state["signal"] is not None:
+            return None
+        return previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
