@@ -29,7 +29,7 @@ def _args(row):
 def sample(request):
     rng = np.random.default_rng(list(SAMPLES).index(request.param) + 11)
     x = SAMPLES[request.param](rng)
-    return request.param, x, fit_tensor(x, ks_replicates=1000)
+    return request.param, x, fit_tensor(x)
 
 
 @pytest.mark.parametrize("family", list(SCIPY))
@@ -92,7 +92,7 @@ def test_ks_statistic_on_millions_of_values_is_exact():
     """The bound-and-refine KS path (large n) gives exactly the exhaustive statistic."""
     rng = np.random.default_rng(5)
     x = rng.standard_t(6, size=1_200_000) * 0.01
-    fit = fit_tensor(x, families=("t", "gennorm"), ks_replicates=1000)
+    fit = fit_tensor(x, families=("t", "gennorm"))
     for row in fit.to_frame().itertuples():
         dist = SCIPY[row.family](row.shape, row.loc, row.scale)
         xs = np.sort(x)

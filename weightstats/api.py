@@ -166,7 +166,7 @@ def fit_model(
     min_size: int = 1,
     per_channel: bool = False,
     ks_sample: int = 5000,
-    ks_replicates: int = 1000,
+    ks_replicates: int = 10_000,
     seed: int = 0,
     jobs: int = 1,
     allow_pickle: bool = False,
@@ -190,7 +190,8 @@ def fit_model(
         Remove each output channel's own mean and scale before fitting (exact Gaussian scores,
         see ``weightstats.fitting.channels``): separates scale mixing from shape.
     ks_sample, ks_replicates : int
-        KS subsample size and parametric-bootstrap replicates.
+        KS/Anderson-Darling subsample size and parametric-bootstrap replicates (the defaults use
+        the shipped null tables).
     seed : int
         Passed unchanged to every layer's fit (results do not depend on ``jobs``).
     jobs : int

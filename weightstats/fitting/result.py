@@ -9,14 +9,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .adequacy import assess as assess_adequacy
 from .families import get_family
 
-FRAME_COLUMNS = ["family", "n", "loc", "scale", "shape", "shape_ci_low", "shape_ci_high", "loglik",
-                 "loglik_per_weight", "aic", "bic", "ks_stat", "ks_pvalue", "ks_pvalue_naive", "ks_n",
-                 "ks_stat_sub", "rank_aic", "rank_bic", "n_params", "flags"]
+FRAME_COLUMNS = ["family", "n", "loc", "scale", "shape", "shape_ci_low", "shape_ci_high",
+                 "shape_ci_method", "loglik",
+                 "loglik_per_weight", "aic", "bic", "ks_stat", "ks_pvalue", "ks_pvalue_se",
+                 "ks_pvalue_naive", "ks_n", "ks_stat_sub", "ad_stat", "ad_pvalue", "ad_pvalue_se",
+                 "rank_aic", "rank_bic", "n_params", "flags"]
 COMPARISON_COLUMNS = ["a", "b", "nested", "test", "statistic", "z", "pvalue", "favored",
                       "mean_llr_per_weight"]
-_DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max"]
+_DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max",
+                    "atom_mass", "n_atoms"]
 
 
 def _json_safe(value: Any) -> Any:
@@ -44,6 +48,7 @@ def _verdict(rows: list[dict], comparisons: list[dict]) -> dict[str, Any]:
         if {c["a"], c["b"]} == {best, runner}:
             verdict.update(separated=bool(c["pvalue"] < 0.05 and c["favored"] == best),
                            separation_test=c["test"], separation_pvalue=c["pvalue"])
+    verdict.update(assess_adequacy(rows, verdict["best_bic"]))  # does the best family fit at all?
     return verdict
 
 
@@ -64,6 +69,10 @@ class TensorFit:
     descriptives: dict[str, float] = field(default_factory=dict)
     histogram: tuple[np.ndarray, np.ndarray] | None = None
     verdict: dict[str, Any] = field(default_factory=dict)
+    # Point masses found among the values (fitting.atoms.Atoms.summary); empty when none.
+    atoms: dict[str, Any] = field(default_factory=dict)
+    # Per tensor axis, how much slice scales differ (fitting.heterogeneity.scale_heterogeneity).
+    heterogeneity: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def failed(cls, status: str, message: str, *, options, shape_of_tensor=(), dtype="", counts=None,
@@ -118,4 +127,6 @@ class TensorFit:
             "options": self.options, "notes": self.notes, "descriptives": self.descriptives,
             "fits": self.rows, "comparisons": self.comparison_rows, "verdict": self.verdict,
             "histogram": {"counts": counts, "edges": edges},
+            "atoms": self.atoms,
+            "heterogeneity": self.heterogeneity,
         })
