@@ -188,3 +188,29 @@ def test_an_outlier_1e170_interquartile_ranges_out_costs_t_only():
     assert np.isfinite(frame.drop(index="t")["loglik"]).all()
     t = frame.loc["t"]
     assert np.isfinite(t["loglik"]) or "fit_failed" in t["flags"] or "not_converged" in t["flags"]
+
+
+def test_t_log_density_beyond_the_square_overflow_is_finite():
+    """(x - loc)/scale beyond ~1e154: z² overflows, log(1 + z²/df) must not."""
+    t = get_family("t")
+    x = np.array([1e300, -1e300, 3.0])
+    got = t.logpdf(x, 0.0, 1e-10, 3.0)
+    assert np.isfinite(got).all()
+    expected = (stats.t.logpdf(3.0 / 1e-10, 3.0) - np.log(1e-10))
+    assert got[2] == pytest.approx(expected, rel=1e-12)
+    far = float(t.logpdf(np.array([1e300]), 0.0, 1e-10, 3.0)[0])
+    # log density ~ c - log(scale) - (df+1)/2 * (2 log|z| - log df)
+    assert far == pytest.approx(float(t.logpdf(np.array([1e150]), 0.0, 1e-10, 3.0)[0])
+                                - 4.0 * np.log(1e150), rel=1e-9)
+
+
+def test_atoms_with_a_1e154_value_keep_a_finite_t_fit():
+    """Found by a hypothesis search: zeros, -1s, 9e-142 and -9.9e153 made t's Hessian overflow
+    (LinAlgError, then "fit_failed"); the far values now enter through logarithms."""
+    x = np.zeros(30)
+    x[[10, 11, *range(17, 30)]] = -1.0
+    x[8], x[13] = -9.92115037e153, 9.40166866e-142
+    with np.errstate(all="ignore"):
+        frame = fit_tensor(x, **KS).to_frame().set_index("family")
+    assert np.isfinite(frame["loglik"]).all()
+    assert not frame["flags"].str.contains("fit_failed").any()

@@ -98,12 +98,46 @@ def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarra
         sum_log = np.log(a).sum(axis=1) - x.shape[1] * np.log(nu[:, 0])
     else:
         sum_log = np.log1p(q / nu).sum(axis=1)
+    if not np.isfinite(sum_log).all():
+        return _partial_sums_far(x, loc, sigma, nu, want_derivs)
     if not want_derivs:
         return np.stack([sum_log], axis=1)
     inv_a = np.divide(1.0, a, out=a)
     qa = q * inv_a
     za = z * inv_a
     return np.stack([sum_log, row_dot(q, inv_a), row_dot(qa, inv_a), row_dot(z, inv_a),
+                     row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
+
+
+def _log1p_q_over_nu(d: np.ndarray, scale, nu) -> np.ndarray:
+    """log(1 + (d/scale)²/nu), also where (d/scale)² overflows (a value beyond ~1e154 scales
+    from loc): there it is 2·(log|d| - log scale) - log nu, the neglected nu/q below rounding."""
+    with np.errstate(over="ignore"):
+        z = d / scale
+        out = np.log1p(z * z / nu)
+    far = np.isinf(out)
+    if far.any():
+        with np.errstate(divide="ignore"):
+            exact = 2.0 * (np.log(np.abs(d)) - np.log(scale)) - np.log(nu)
+        out = np.where(far, exact, out)
+    return out
+
+
+def _partial_sums_far(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
+    """``_partial_sums`` for rows where some q = z² overflows: the log term from logarithms,
+    q/A = 1 and z/A = 1/A = 0 there (their true values are within rounding of these)."""
+    d = x - loc
+    sum_log = _log1p_q_over_nu(d, sigma, nu).sum(axis=1)
+    if not want_derivs:
+        return np.stack([sum_log], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = d / sigma
+        q = z * z
+        inv_a = 1.0 / (q + nu)
+        far = np.isinf(q)
+        qa = np.where(far, 1.0, q * inv_a)
+        za = np.where(far, 0.0, z * inv_a)
+    return np.stack([sum_log, qa.sum(axis=1), row_dot(qa, inv_a), za.sum(axis=1),
                      row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
 
 
@@ -155,6 +189,10 @@ def _newton_direction(grad: np.ndarray, hess: np.ndarray, fixed_df: np.ndarray) 
     neg_h[fixed_df, :, 2] = 0.0
     neg_h[fixed_df, 2, 2] = 1.0
     g[fixed_df, 2] = 0.0
+    # Curvatures beyond float range (a bulk squeezed far below the unit): no step; the row stops
+    # and the convergence check sends it to the rescaled refit.
+    broken = ~(np.isfinite(neg_h).all(axis=(1, 2)) & np.isfinite(g).all(axis=1))
+    neg_h[broken], g[broken] = np.eye(3), 0.0
     eig_min = np.linalg.eigvalsh(neg_h)[:, 0]
     scale = np.abs(np.diagonal(neg_h, axis1=1, axis2=2)).max(axis=1)
     shift = np.where(eig_min > 1e-10 * scale, 0.0, -eig_min + 1e-3 * scale + 1e-300)
@@ -327,8 +365,8 @@ class StudentT(Family):
                         converged)
 
     def logpdf(self, x, loc, scale, shape):
-        z = (x - loc) / scale
-        return _c(shape) - np.log(scale) - 0.5 * (shape + 1) * np.log1p(z * z / shape)
+        return (_c(shape) - np.log(scale)
+                - 0.5 * (shape + 1) * _log1p_q_over_nu(x - loc, scale, shape))
 
     def cdf(self, x, loc, scale, shape):
         return special.stdtr(shape, (x - loc) / scale)
