@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from weightstats.fitting.adequacy import THRESHOLDS
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from weightstats.report.model_report import LayerResult, ModelReport
 
@@ -15,6 +17,15 @@ AIC_CAVEAT = (
     "normal, Laplace within generalized normal) about 16% of the time when the smaller one is "
     "true; BIC is consistent, so the headline uses BIC."
 )
+ADEQUACY_NOTE = (
+    "Ranking families never says whether the best one fits. A layer is marked \"no family fits\" "
+    "when every family, the best by BIC included, misfits beyond an effect size that does not grow "
+    "with the number of weights (KS D >= {d_min:g}, or Anderson-Darling A^2/n >= {ad_per_value_min:g}) and the "
+    "matching valid p-value is below {alpha:g}. Such layers are counted apart in the answer and left "
+    "out of the medians; their shape intervals are sandwich (robust) ones, or omitted. \"Scales "
+    "differ by\" names the tensor axis (output channel, input channel, kernel position) along which "
+    "slice scales differ beyond i.i.d. sampling noise."
+).format(**THRESHOLDS)
 NOTES = (
     AIC_CAVEAT,
     "KS p-values (`ks_pvalue`) are parametric-bootstrap (Lilliefors-type) p-values computed on a "
@@ -29,12 +40,49 @@ NOTES = (
     "Laplace and Student-t are scale mixtures of Gaussians: pooling output channels with "
     "different scales makes a tensor look heavy-tailed even when every channel is Gaussian. "
     "`--per-channel` standardizes each output channel before fitting to separate the two.",
+    ADEQUACY_NOTE,
 )
 
 
-def _counts(layers: list[LayerResult], key: str, families: tuple[str, ...]) -> dict[str, Any]:
-    """Per family: number of layers where it wins under ``key`` and their share of weights."""
-    total = sum(int(lr.fit.n) for lr in layers)
+def adequate(lr: LayerResult) -> bool:
+    """False only for a fitted layer whose verdict says that no family fits."""
+    return bool((lr.fit.verdict or {}).get("adequate", True))
+
+
+def no_fit_summary(misfits: list[LayerResult], total: int) -> dict[str, Any]:
+    """The layers where no family fits: count, weights, and each one's reason and axis."""
+    from weightstats.fitting.heterogeneity import describe_where
+
+    weights = sum(int(lr.fit.n) for lr in misfits)
+    return {
+        "n_layers": len(misfits), "weights": weights,
+        "weight_share": (weights / total) if total else 0.0,
+        "layers": [{"layer": lr.name,
+                    "reason": (lr.fit.verdict or {}).get("adequacy_reason", ""),
+                    "scales_differ_by": describe_where(getattr(lr.fit, "heterogeneity", {}) or {})}
+                   for lr in misfits],
+        "thresholds": dict(THRESHOLDS),
+    }
+
+
+def _no_fit_sentence(info: dict[str, Any], n_fit_layers: int) -> str:
+    """``"No family fits 2 other layers (3% of weights): a, b."``; empty when there are none."""
+    k = info["n_layers"]
+    if not k:
+        return ""
+    names = [m["layer"] for m in info["layers"]]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    other = "other " if n_fit_layers else ""
+    return (f"No family fits {k} {other}layer{'s' if k != 1 else ''} "
+            f"({pct(info['weight_share'])} of weights): {shown}.")
+
+
+def _counts(layers: list[LayerResult], key: str, families: tuple[str, ...],
+            total: int | None = None) -> dict[str, Any]:
+    """Per family: number of layers where it wins under ``key`` and their share of weights
+    (of ``total`` weights, by default those of ``layers``)."""
+    if total is None:
+        total = sum(int(lr.fit.n) for lr in layers)
     wins: Counter[str] = Counter()
     weights: Counter[str] = Counter()
     for lr in layers:
@@ -98,9 +146,17 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
     families = tuple(report.families)
     ok = report.ok_layers
     n_fit = len(ok)
-    by = {key: _counts(ok, f"best_{key}", families) for key in ("bic", "aic")}
-    main = sentence(by["bic"], families, n_fit, "bic")
-    aic = sentence(by["aic"], families, n_fit, "aic")
+    # Layers where no family fits are counted apart: a family's win there is not a finding.
+    fitting = [lr for lr in ok if adequate(lr)]
+    total = sum(int(lr.fit.n) for lr in ok)
+    no_fit = no_fit_summary([lr for lr in ok if not adequate(lr)], total)
+    by = {key: _counts(fitting, f"best_{key}", families, total) for key in ("bic", "aic")}
+    main = sentence(by["bic"], families, len(fitting), "bic")
+    aic = sentence(by["aic"], families, len(fitting), "aic")
+    if no_fit["n_layers"]:
+        apart = _no_fit_sentence(no_fit, len(fitting))
+        main = apart if not fitting else f"{main} {apart}"
+        aic = apart if not fitting else f"{aic} {apart}"
     not_fitted = Counter(lr.fit.status for lr in report.layers if lr.fit.status != "ok")
     if not_fitted:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(not_fitted.items()))
@@ -110,19 +166,27 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
     names = sorted({lr.group for lr in ok if lr.group})
     if len(names) >= 2:
         for g in names:
-            members = [lr for lr in ok if lr.group == g]
-            counts = _counts(members, "best_bic", families)
+            in_group = [lr for lr in ok if lr.group == g]
+            members = [lr for lr in in_group if adequate(lr)]
+            n_weights = sum(int(lr.fit.n) for lr in in_group)
+            counts = _counts(members, "best_bic", families, n_weights)
+            text = sentence(counts, families, len(members), "bic")
+            apart = _no_fit_sentence(no_fit_summary([lr for lr in in_group if not adequate(lr)],
+                                                    n_weights), len(members))
+            if apart:
+                text = f"{text} {apart}" if members else apart
             groups[g] = {
-                "n_layers": len(members),
-                "n_weights": sum(int(lr.fit.n) for lr in members),
+                "n_layers": len(in_group),
+                "n_weights": n_weights,
                 "bic": counts,
-                "sentence": f"{g}: " + sentence(counts, families, len(members), "bic"),
+                "sentence": f"{g}: {text}",
             }
 
     wide = report.wide()
     medians: dict[str, Any] = {}
     if len(wide):
-        okw = wide[wide["status"] == "ok"]
+        # Medians describe the layers that some family fits; the others' shapes mean nothing.
+        okw = wide[(wide["status"] == "ok") & (wide["adequate"] != False)]  # noqa: E712
         medians = {
             "t_df": _median(okw["t_df"].tolist()),
             "gennorm_beta": _median(okw["gennorm_beta"].tolist()),
@@ -140,6 +204,7 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
         "winner_bic": _order(by["bic"], families)[0] if n_fit else None,
         "groups": groups,
         "not_fitted": dict(sorted(not_fitted.items())),
+        "no_family_fits": no_fit,
         "medians": medians,
         "sentence": main,
         "aic_sentence": aic,
