@@ -10,16 +10,25 @@ import numpy as np
 from scipy import stats
 
 from ..arrays import as_values, dtype_name
-from ..errors import OptionError
 from .adequacy import honest_intervals
-from .compare import compare_pair, llr_moments
+from .atoms import take_atoms
+from .channels import per_channel_view
+from .compare import compare_pair, llr_moments, pretest_overlaps
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
-from .families.base import CHUNK, dot
+from .guard import guard_families
 from .heterogeneity import scale_heterogeneity
 from .ks import ks_statistic_sorted
-from .nulltables import bootstrap_pvalue, subsample_size
+from .nulltables import (
+    DEFAULT_REPLICATES,
+    bootstrap_pvalues,
+    position_subsample,
+    sample_statistics,
+    subsample_size,
+)
 from .result import TensorFit
+from .standardize import robust_center_spread
+from .truncated import fit_pruned
 
 MIN_N = 30  # below this a three-parameter fit and its tests mean little
 _SORT_NARROW_UP_TO = 1 << 23
@@ -43,6 +52,22 @@ def _naive_ks_pvalue(d: float, n: int) -> float:
     return float(stats.kstwobign.sf(d * math.sqrt(n)))
 
 
+def _shape_interval(shape: float, se: float) -> tuple[float, float, str]:
+    """Wald 95% interval of a positive shape parameter, built on log(shape): shape * exp(±z·se).
+
+    A huge standard error (a t fit far out towards the Gaussian limit, where the likelihood is flat
+    in df) would overflow ``math.exp``; such an upper limit is unbounded and reported as +inf with
+    a flag, the lower one underflows to 0. NaN where the standard error is not defined.
+    """
+    if not (np.isfinite(se) and np.isfinite(shape)):
+        return float("nan"), float("nan"), ""
+    with np.errstate(over="ignore", under="ignore"):
+        low = float(shape * np.exp(-_Z95 * se))
+        high = float(shape * np.exp(_Z95 * se))
+    return low, high, ("shape_ci_unbounded: the likelihood is nearly flat in the shape"
+                       if not math.isfinite(high) else "")
+
+
 def _to_numpy(x) -> tuple[np.ndarray, int]:
     """Native NumPy values of any tensor or array and the count of masked entries (now NaN).
 
@@ -52,40 +77,29 @@ def _to_numpy(x) -> tuple[np.ndarray, int]:
     return as_values(x)
 
 
-def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins: int) -> list[str]:
-    if isinstance(families, str):
-        families = [f for f in families.split(",") if f.strip()]
-    names = [get_family(f).name for f in families]
-    if not names:
-        raise OptionError("no families given; choose from normal, laplace, t, gennorm")
-    if len(set(names)) != len(names):
-        raise OptionError(f"families listed twice: {', '.join(families)}")
-    if int(ks_sample) < MIN_KS_SAMPLE:
-        raise OptionError(f"KS subsample size must be at least {MIN_KS_SAMPLE} (got {ks_sample})")
-    if int(ks_replicates) < MIN_KS_REPLICATES:
-        raise OptionError(f"bootstrap replicates must be at least {MIN_KS_REPLICATES} "
-                          f"(got {ks_replicates})")
-    if int(bins) < 1:
-        raise OptionError(f"histogram bins must be positive (got {bins})")
+def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins: int, *,
+              x=None, seed: int = 0, channel_axis: int = 0, per_channel: bool = False) -> list[str]:
+    """Check every argument with the package's one validator (:mod:`weightstats.options`)."""
+    from ..options import (
+        check_array,
+        check_channel_axis,
+        check_families,
+        check_fit_numbers,
+        check_flag,
+    )
+
+    names = list(check_families(families))
+    check_fit_numbers(ks_sample=ks_sample, ks_replicates=ks_replicates, seed=seed, bins=bins)
+    per_channel = check_flag(per_channel, "per_channel")
+    check_array(x)
+    ndim = len(x.shape) if hasattr(x, "shape") else int(np.ndim(x))
+    check_channel_axis(channel_axis, ndim, per_channel)
     return names
 
 
-def _standardize_channels(arr: np.ndarray, axis: int) -> tuple[np.ndarray, str]:
-    """Subtract each output channel's mean and divide by its std; drop constant channels."""
-    if arr.ndim < 2:
-        return arr.reshape(-1), "per-channel ignored: the tensor has a single axis"
-    rows = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1).astype(np.float64)
-    rows = np.where(np.isfinite(rows), rows, np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(rows, axis=1, keepdims=True)
-        std = np.nanstd(rows, axis=1, keepdims=True)
-    usable = (std[:, 0] > 0) & np.isfinite(std[:, 0])
-    note = "" if usable.all() else f"{int((~usable).sum())} constant channel(s) dropped"
-    return ((rows[usable] - mean[usable]) / std[usable]).reshape(-1), note
-
-
+@guard_families  # a family whose fit raises is flagged; the layer never raises on valid data
 def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
-               ks_sample: int = 5000, ks_replicates: int = 1000, per_channel: bool = False,
+               ks_sample: int = 5000, ks_replicates: int = DEFAULT_REPLICATES, per_channel: bool = False,
                channel_axis: int = 0, bins: int = 200) -> TensorFit:
     """Fit Gaussian, Laplace, Student-t and generalized normal distributions to a tensor's values.
 
@@ -102,11 +116,17 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         Size of the random subsample on which the valid KS p-value is computed (the observed and the
         null D use the same size). With millions of weights every test rejects every family, so the
         p-value answers "is the misfit visible at this sample size?"; D on all values is the effect.
+        The subsample is drawn by position in the tensor (seeded), so it is a simple random sample.
+        A tensor with fewer values uses the largest shipped size below its n. The Anderson-Darling
+        A^2 (``ad_stat``) is computed on this same subsample and fit (all values would need the
+        dear t/gennorm CDFs at every weight), with its own valid p-value from the same replicates.
     ks_replicates : int
-        Parametric-bootstrap replicates behind the KS null tables.
+        Parametric-bootstrap replicates behind the KS and Anderson-Darling null tables. The default
+        (10,000) uses the shipped tables; any other count is simulated on first use and cached.
     per_channel : bool
-        Standardize each slice along ``channel_axis`` (output channels) before pooling, which removes
-        the heavy tails that mixing channels of different scales creates by itself.
+        Remove each slice's own mean and scale along ``channel_axis`` (output channels) before
+        pooling, which removes the heavy tails that mixing channels of different scales creates by
+        itself: exact Gaussian scores, k - 2 per channel of k values (``fitting.channels``).
     bins : int
         Histogram bins stored with the result (for plots and report.json).
 
@@ -115,7 +135,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     TensorFit
         ``.to_frame()`` has one row per family; ``.status`` is "ok" or says why nothing was fitted.
     """
-    names = _validate(families, ks_sample, ks_replicates, bins)
+    names = _validate(families, ks_sample, ks_replicates, bins, x=x, seed=seed,
+                      channel_axis=channel_axis, per_channel=per_channel)
     arr, n_masked = _to_numpy(x)
     options = {"families": names, "seed": int(seed), "ks_sample": int(ks_sample),
                "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel), "bins": int(bins)}
@@ -135,9 +156,10 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     if n_masked:
         counts["n_masked"] = n_masked
         notes.append(f"{n_masked} masked value(s) excluded")
+    atoms = None  # point masses; the per-channel view finds them before its transform
     if per_channel:
-        flat, note = _standardize_channels(arr, channel_axis)
-        notes += [note] if note else []
+        flat, channel_notes, atoms = per_channel_view(arr, channel_axis, base["dtype"], MIN_N)
+        notes += channel_notes
     if n_nan + n_posinf + n_neginf + n_masked:
         flat = flat[np.isfinite(flat)]
         if n_nan + n_posinf + n_neginf:
@@ -155,6 +177,12 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         return TensorFit.failed("too_small", f"{n} values; at least {MIN_N} are needed", **base)
     if xs[0] == xs[-1]:
         return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
+    atoms, xs, flat, declined = take_atoms(xs, flat, base["dtype"], atoms, base, MIN_N)
+    if declined is not None:
+        return declined
+    n = xs.size  # the continuous values; atoms.annotate puts the point masses back below
+    if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
+        return fit_pruned(xs, names, atoms, base, int(bins))
     lo_x, hi_x = float(xs[0]), float(xs[-1])
     zeros = int(np.searchsorted(xs, 0.0, "right") - np.searchsorted(xs, 0.0, "left"))
 
@@ -165,9 +193,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     del xs
     top = max(abs(lo_x), abs(hi_x))
     z /= top
-    center = float(z.sum() / n)
-    spread = math.sqrt(sum(dot(d, d) for d in (z[i:i + CHUNK] - center for i in range(0, n, CHUNK)))
-                       / n)
+    # Median and interquartile range, not mean and std: outliers must not squeeze the bulk.
+    center, spread = robust_center_spread(z)
     z -= center
     z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)
@@ -176,8 +203,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     z_of_zero = (0.0 / top - center) / spread if zeros else None
 
     m = subsample_size(n, int(ks_sample))
-    rng = np.random.default_rng(int(seed))
-    sub = z if m == n else z[np.sort(rng.choice(n, m, replace=False))]
+    # Drawn by position in the stored (unsorted) values, so the subsample depends on the data.
+    sub = z if m == n else position_subsample(flat, m, int(seed), top, center, spread)
     rows, logpdfs = [], {}
     for name in names:
         fam = get_family(name)
@@ -192,33 +219,44 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         # The fit on all values is an excellent start for the subsample's own fit.
         sfit = fam.fit_rows(sub[np.newaxis, :], start=fit)
         sp = (float(sfit.loc[0]), float(sfit.scale[0]), float(sfit.shape[0]))
-        d_sub = ks_statistic_sorted(sub, lambda v, f=fam, p=sp: f.cdf(v, *p))
-        p_valid, p_note = bootstrap_pvalue(fam, m, d_sub, sp[2], int(ks_replicates))
+        # D and A^2 of the subsample, computed exactly as the null tables compute them.
+        d_sub, a2_sub = sample_statistics(fam, sub, *sp)
+        pvalues, p_note = bootstrap_pvalues(fam, m, d_sub, a2_sub, sp[2], int(ks_replicates))
         flags = []
         if fam.name == "t" and fit.at_bound[0] and shape > 1e3:
             flags.append("df_at_cap: the t fit runs to the Gaussian limit")
         elif fit.at_bound[0]:
             flags.append(f"{fam.shape_name}_at_bound")
+        if fit.converged is not None and not fit.converged[0]:
+            flags.append("not_converged: the optimizer stopped short of a maximum")
         flags += [p_note] if p_note else []
-        se = float(fit.log_shape_se[0])
+        ci_low, ci_high, ci_note = _shape_interval(shape, float(fit.log_shape_se[0]))
+        flags += [ci_note] if ci_note else []
         rows.append({
             "family": name, "n": n, "loc": loc, "scale": scale,
             "shape": shape if fam.shape_name else float("nan"),
-            "shape_ci_low": shape * math.exp(-_Z95 * se) if np.isfinite(se) else float("nan"),
-            "shape_ci_high": shape * math.exp(_Z95 * se) if np.isfinite(se) else float("nan"),
+            "shape_ci_low": ci_low, "shape_ci_high": ci_high,
             "loglik": ll, "loglik_per_weight": ll / n, "aic": 2 * k - 2 * ll,
-            "bic": k * math.log(n) - 2 * ll, "ks_stat": d, "ks_pvalue": p_valid,
+            "bic": k * math.log(n) - 2 * ll, "ks_stat": d, "ks_pvalue": pvalues["ks_pvalue"],
+            "ks_pvalue_se": pvalues["ks_pvalue_se"],
             "ks_pvalue_naive": _naive_ks_pvalue(d, n), "ks_n": m, "ks_stat_sub": d_sub,
+            "ad_stat": a2_sub, "ad_pvalue": pvalues["ad_pvalue"],
+            "ad_pvalue_se": pvalues["ad_pvalue_se"],
             "n_params": k, "flags": "; ".join(flags),
         })
     totals = {r["family"]: r["loglik"] for r in rows}
     pairs = list(itertools.combinations(names, 2))
     moments = llr_moments(z, logpdfs, pairs)
     comparisons = [compare_pair(a, b, n, *moments[(a, b)], totals[a], totals[b]) for a, b in pairs]
+    pretest_overlaps(comparisons, totals)  # t vs gennorm: Vuong's two-step for overlapping models
     described = describe(z)  # standardized: map mean and std back; skewness and kurtosis are invariant
-    described.update(mean=shift, std=unit, min=lo_x, max=hi_x, zero_fraction=zeros / n)
+    described.update(mean=shift + unit * described["mean"], std=unit * described["std"], min=lo_x,
+                     max=hi_x, zero_fraction=zeros / n)
+    atoms.annotate(rows, described)
+    base["n"] = atoms.n_total or n
     result = TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
                               histogram=_histogram(z, shift, unit, lo_x, hi_x, int(bins)), **base)
+    result.atoms = atoms.summary() if atoms else {}
     result.heterogeneity = scale_heterogeneity(arr)  # which axis do the scales differ along?
     honest_intervals(result.rows, result.verdict, z, shift, unit)  # no Wald CI where no family fits
     return result

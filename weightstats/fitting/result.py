@@ -14,11 +14,13 @@ from .families import get_family
 
 FRAME_COLUMNS = ["family", "n", "loc", "scale", "shape", "shape_ci_low", "shape_ci_high",
                  "shape_ci_method", "loglik",
-                 "loglik_per_weight", "aic", "bic", "ks_stat", "ks_pvalue", "ks_pvalue_naive", "ks_n",
-                 "ks_stat_sub", "rank_aic", "rank_bic", "n_params", "flags"]
+                 "loglik_per_weight", "aic", "bic", "ks_stat", "ks_pvalue", "ks_pvalue_se",
+                 "ks_pvalue_naive", "ks_n", "ks_stat_sub", "ad_stat", "ad_pvalue", "ad_pvalue_se",
+                 "rank_aic", "rank_bic", "n_params", "flags"]
 COMPARISON_COLUMNS = ["a", "b", "nested", "test", "statistic", "z", "pvalue", "favored",
                       "mean_llr_per_weight"]
-_DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max"]
+_DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "min", "max",
+                    "atom_mass", "n_atoms"]
 
 
 def _json_safe(value: Any) -> Any:
@@ -67,6 +69,8 @@ class TensorFit:
     descriptives: dict[str, float] = field(default_factory=dict)
     histogram: tuple[np.ndarray, np.ndarray] | None = None
     verdict: dict[str, Any] = field(default_factory=dict)
+    # Point masses found among the values (fitting.atoms.Atoms.summary); empty when none.
+    atoms: dict[str, Any] = field(default_factory=dict)
     # Per tensor axis, how much slice scales differ (fitting.heterogeneity.scale_heterogeneity).
     heterogeneity: dict[str, Any] = field(default_factory=dict)
 
@@ -123,5 +127,6 @@ class TensorFit:
             "options": self.options, "notes": self.notes, "descriptives": self.descriptives,
             "fits": self.rows, "comparisons": self.comparison_rows, "verdict": self.verdict,
             "histogram": {"counts": counts, "edges": edges},
+            "atoms": self.atoms,
             "heterogeneity": self.heterogeneity,
         })
