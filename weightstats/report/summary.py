@@ -8,14 +8,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from weightstats.fitting.adequacy import THRESHOLDS
+from weightstats.fitting.compare import AIC_NOTE
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from weightstats.report.model_report import LayerResult, ModelReport
 
-AIC_CAVEAT = (
-    "AIC picks the larger of two nested families (normal within Student-t and generalized "
-    "normal, Laplace within generalized normal) about 16% of the time when the smaller one is "
-    "true; BIC is consistent, so the headline uses BIC."
+AIC_CAVEAT = f"{AIC_NOTE}; BIC is consistent, so the headline uses BIC."
+ATOMS_NOTE = (
+    "Atoms: a value repeated far more often than a continuous law allows at the storage precision "
+    "(exact zeros first) is a point mass with its own weight; the families are fitted to the other "
+    "values and their log-likelihoods include the point masses (the same term for every family, "
+    "so comparisons are unchanged). In magnitude-pruned layers (exact zeros and no value with "
+    "|w| < c) the families are fitted to the survivors as laws truncated to |w| >= c (no KS "
+    "p-value: adequacy untested); quantized layers (nearly all values on a few levels) are "
+    "described, not fitted."
 )
 ADEQUACY_NOTE = (
     "Ranking families never says whether the best one fits. A layer is marked \"no family fits\" "
@@ -39,7 +45,10 @@ NOTES = (
     "p-values that assume independence overstate the evidence.",
     "Laplace and Student-t are scale mixtures of Gaussians: pooling output channels with "
     "different scales makes a tensor look heavy-tailed even when every channel is Gaussian. "
-    "`--per-channel` standardizes each output channel before fitting to separate the two.",
+    "`--per-channel` separates the two: each output channel's own mean and scale are removed "
+    "exactly (Helmert contrasts, sequentially studentized, mapped to Gaussian scores), so a "
+    "tensor whose every channel is Gaussian gives i.i.d. N(0, 1) scores at any fan-in.",
+    ATOMS_NOTE,
     ADEQUACY_NOTE,
 )
 
@@ -75,6 +84,19 @@ def _no_fit_sentence(info: dict[str, Any], n_fit_layers: int) -> str:
     other = "other " if n_fit_layers else ""
     return (f"No family fits {k} {other}layer{'s' if k != 1 else ''} "
             f"({pct(info['weight_share'])} of weights): {shown}.")
+
+
+def atom_lines(layers: list[LayerResult]) -> list[str]:
+    """``"conv1: 30.0% exact zeros modelled as a point mass"``, one per layer with atoms
+    (fitted ones from their atoms, pruned and quantized ones from their message)."""
+    lines = []
+    for lr in layers:
+        atoms = getattr(lr.fit, "atoms", None) or {}
+        if lr.fit.status in ("pruned", "quantized"):
+            lines.append(f"{lr.name}: {lr.fit.message}")
+        elif atoms.get("description"):
+            lines.append(f"{lr.name}: {atoms['description']}")
+    return lines
 
 
 def _counts(layers: list[LayerResult], key: str, families: tuple[str, ...],
@@ -204,6 +226,7 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
         "winner_bic": _order(by["bic"], families)[0] if n_fit else None,
         "groups": groups,
         "not_fitted": dict(sorted(not_fitted.items())),
+        "atoms": atom_lines(report.layers),
         "no_family_fits": no_fit,
         "medians": medians,
         "sentence": main,
