@@ -192,6 +192,18 @@ def test_compare_of_hostile_groups_stays_inert(tmp_path: Path, capsys) -> None:
     assert "<i>" not in (out / "report.html").read_text(encoding="utf-8")
 
 
+def test_cli_compare_prints_hostile_group_names_inert(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(8)
+    path = tmp_path / "m.safetensors"
+    save_file({f"{g}.fc.weight": torch.randn(20, 20, generator=gen)
+               for g in ("enc[/]", "dec\x1b]0;pwned\x07")}, str(path))
+    res = CliRunner().invoke(cli, ["compare", str(path), *CLI_FAST, "--no-plots", "--format",
+                                   "md", "--out", str(tmp_path / "cmp")])
+    assert res.exit_code == 0, res.output  # was a rich MarkupError on "enc[/]"
+    assert "enc[/]" in res.stdout and "\\x1b]0;pwned" in res.stdout
+    no_control(res.stdout)
+
+
 # ----------------------------------------------------------------------------- paths
 def test_scrub_paths_with_spaces_and_drives() -> None:
     text = scrub_paths("local file /home/alice/Secret Project/my models/m.safetensors (sharded)")
