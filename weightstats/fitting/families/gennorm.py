@@ -359,12 +359,28 @@ class GenNorm(Family):
         ``gennorm_cusps``: the local search can stop on a cusp that is not the highest)."""
         local = self.fit_rows(x_sorted[np.newaxis, :])
         if not local.shape[0] < 1.05:
-            return self._polish(x_sorted, local)
+            return self._restart_near_cusp(x_sorted, self._polish(x_sorted, local))
         found = global_cusp_fit(x_sorted, float(local.loc[0]), float(local.shape[0]),
                                 float(local.loglik[0]), _beta_newton)
-        if found is None or not found[3][0] > local.loglik[0]:
-            return local
-        return _batch_fit(x_sorted.size, *found)
+        if found is not None and found[3][0] > local.loglik[0]:
+            local = _batch_fit(x_sorted.size, *found)
+        return self._restart_near_cusp(x_sorted, local)
+
+    def _restart_near_cusp(self, x_sorted: np.ndarray, fit: BatchFit) -> BatchFit:
+        """Just above beta = 1 the values near loc still make near-cusps, and loc and beta can
+        settle on a local optimum (beta 1.10 where scipy found 1.22, 0.004 nats higher, on 40
+        values). Restart the coordinate ascent from the mean with beta 1.5 and 2 (the side
+        away from the cusps); the best likelihood wins."""
+        beta = float(fit.shape[0])
+        if not beta < _NEWTON_BETA[0] + 0.35 or x_sorted.size > 2 * _SUBSAMPLE:
+            return fit
+        row = x_sorted[np.newaxis, :]
+        best, best_ll = None, float(fit.loglik[0])
+        for beta0 in (1.5, 2.0):
+            alt = fit_gennorm_rows(row, row.mean(axis=1), np.array([beta0]), rounds=50)
+            if alt[3][0] > best_ll:
+                best, best_ll = alt, float(alt[3][0])
+        return fit if best is None else _batch_fit(x_sorted.size, *best)
 
     def _polish(self, x_sorted: np.ndarray, local: BatchFit) -> BatchFit:
         """Finish the coordinate ascent where loc and beta are coupled (small skewed samples:
