@@ -16,7 +16,8 @@ from hypothesis.extra.numpy import arrays
 from weightstats.fitting import fit_tensor
 
 KS = {"ks_sample": 500, "ks_replicates": 99}
-STATUSES = {"ok", "empty", "constant", "too_small"}
+# "quantized": nearly every value on a few levels (atoms), described rather than fitted.
+STATUSES = {"ok", "empty", "constant", "too_small", "quantized", "pruned"}
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 # Sizes below 30 are "too_small"; 30/64 use their own null tables; 500-999 subsample to 500.
@@ -86,10 +87,14 @@ def test_shuffling_changes_nothing(x: np.ndarray, perm_seed: int) -> None:
     y = np.random.default_rng(perm_seed).permutation(x)
     a, b = fit_tensor(x, FAMS, **KS), fit_tensor(y, FAMS, **KS)
     fa, fb = a.to_frame(), b.to_frame()
-    num = ["loc", "scale", "shape", "loglik", "ks_stat", "ks_pvalue", "aic", "bic"]
+    # Not ks_pvalue: its subsample is drawn by position in the tensor (so that it depends on the
+    # data), and a shuffle draws another one; the fits and D on all values must not move.
+    num = ["loc", "scale", "shape", "loglik", "ks_stat", "aic", "bic"]
     np.testing.assert_allclose(fa[num].to_numpy(float), fb[num].to_numpy(float),
                                rtol=1e-7, atol=1e-12, equal_nan=True)
-    assert a.verdict == b.verdict
+    # The adequacy reason quotes the subsample's p-values; everything else must agree.
+    assert ({k: v for k, v in a.verdict.items() if k != "adequacy_reason"}
+            == {k: v for k, v in b.verdict.items() if k != "adequacy_reason"})
 
 
 def _check_affine(x: np.ndarray, a: float, b: float, fams: tuple[str, ...]) -> None:
