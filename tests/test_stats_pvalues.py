@@ -60,7 +60,7 @@ def test_subsample_ignores_non_finite_values_and_is_deterministic():
 # --- item 2: shipped tables of 10,000 replicates, Monte Carlo standard errors, defaults use them ---
 
 # Replicates every shipped table holds (the default count; the tables are its first blocks).
-SHIPPED_REPLICATES = 6_000
+SHIPPED_REPLICATES = 10_000
 
 
 def test_shipped_tables_cover_every_family_shape_and_ladder_size():
