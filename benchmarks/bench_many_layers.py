@@ -27,6 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from sitehooks import marking_sitecustomize  # noqa: E402  (the tests' signal hook)
+
 
 def _linear_state(n: int) -> dict[str, np.ndarray]:
     import torch
@@ -69,36 +72,7 @@ def _size(folder: Path) -> str:
     return f"{total / 1e6:.1f} MB"
 
 
-_MARK_SITE = r'''
-import importlib.abc, importlib.util, os, sys
-
-MARK = os.environ["WS_MARK"]
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "weightstats.report.figures":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            to_png = module.to_png
-
-            def wrapped(fig):
-                open(MARK, "a").close()
-                return to_png(fig)
-
-            module.to_png = wrapped
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
-'''
+_MARK_SITE = marking_sitecustomize("weightstats.report.figures", "to_png", "WS_MARK")
 
 
 def bench_signals(runs: int) -> list[str]:

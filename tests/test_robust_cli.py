@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from sitehooks import marking_sitecustomize
 
 EXE = Path(sys.executable).with_name("weightstats")
 if not EXE.exists():  # pragma: no cover - the package is installed editable in the venv
@@ -145,36 +146,8 @@ def test_cli_deterministic_outputs(work: Path, tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- signals
 # Loaded into the CLI process via PYTHONPATH: touches a marker when the first layer fit starts,
 # so the test signals a run that is really fitting (not still importing).
-SITECUSTOMIZE = r'''
-import importlib.abc, importlib.util, os, sys
-
-MARK = os.environ["WS_ROBUST_FIT_STARTED"]
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "weightstats.fitting.fit":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            fit_tensor = module.fit_tensor
-
-            def wrapped(*args, **kwargs):
-                open(MARK, "a").close()
-                return fit_tensor(*args, **kwargs)
-
-            module.fit_tensor = wrapped
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
-'''
+SITECUSTOMIZE = marking_sitecustomize("weightstats.fitting.fit", "fit_tensor",
+                                      "WS_ROBUST_FIT_STARTED")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from sitehooks import marking_sitecustomize
 
 import weightstats.fitting as fitting
 from weightstats.api import fit_model
@@ -437,36 +438,7 @@ def test_signals_at_many_offsets_during_figures(tmp_path: Path) -> None:
         assert os.listdir(r["out"]) == [], (r["sig"], r["offset"], os.listdir(r["out"]))
 
 
-_SITE_MARK = r'''
-import importlib.abc, importlib.util, os, sys
-
-MARK = os.environ["WS_MARK"]
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "weightstats.report.figures":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            to_png = module.to_png
-
-            def wrapped(fig):
-                open(MARK, "a").close()
-                return to_png(fig)
-
-            module.to_png = wrapped
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
-'''
+_SITE_MARK = marking_sitecustomize("weightstats.report.figures", "to_png", "WS_MARK")
 
 
 # --------------------------------------------------------------- item 12: bounded figures
