@@ -11,19 +11,8 @@ from typing import Any
 from weightstats.errors import OptionError, WeightstatsError
 from weightstats.report.model_report import LayerResult, ModelReport, source_identity
 
-KNOWN_KINDS = ("conv", "linear", "embedding", "norm", "bias", "other")
 DEFAULT_FAMILIES = ("normal", "laplace", "t", "gennorm")
 DEFAULT_KINDS = ("conv", "linear", "embedding")
-
-
-def known_families() -> tuple[str, ...]:
-    """Registered family names (from the fitter; the four defaults if it cannot be imported)."""
-    try:
-        from weightstats.fitting import FAMILIES
-
-        return tuple(FAMILIES)
-    except ImportError:
-        return DEFAULT_FAMILIES
 
 
 def check_options(
