@@ -103,9 +103,11 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
     w_right = xs[np.minimum(hi + k_right - 1, n - 1)]
     in_left = lo - np.searchsorted(xs, w_left, "left")
     in_right = np.searchsorted(xs, w_right, "right") - hi
-    width_left = (values - below) - (w_left.astype(np.float64) - halves(w_left)[0])
-    width_right = (w_right.astype(np.float64) + halves(w_right)[1]) - (values + above)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # Near the float64 range the window widths overflow; an infinite or NaN width gives density 0
+    # or NaN, and neither flags an atom.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        width_left = (values - below) - (w_left.astype(np.float64) - halves(w_left)[0])
+        width_right = (w_right.astype(np.float64) + halves(w_right)[1]) - (values + above)
         dens = np.maximum(np.where(k_left > 0, in_left / width_left, 0.0),
                           np.where(k_right > 0, in_right / width_right, 0.0))
         # Values per unit length times the cell's width; never above n (another atom inside a
@@ -302,10 +304,13 @@ def _hole(rest: np.ndarray, precision: str, symmetric: bool = False) -> float | 
     lo, hi, far_lo, far_hi = edge[:4]
     n_left = i - int(np.searchsorted(rest, rest[max(i - NEIGHBOURS, 0)], "left"))
     n_right = int(np.searchsorted(rest, rest[min(i + NEIGHBOURS - 1, rest.size - 1)], "right")) - i
-    left = n_left / ((lo + above[0]) - (far_lo - below[2]))
-    right = n_right / ((far_hi + above[3]) - (hi - below[1]))
-    width = (hi - below[1]) - (lo + above[0]) - (below[4] + above[4])
-    expected = 0.5 * (left + right) * width  # values the hole would hold at the outer density
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        left = n_left / ((lo + above[0]) - (far_lo - below[2]))
+        right = n_right / ((far_hi + above[3]) - (hi - below[1]))
+        width = (hi - below[1]) - (lo + above[0]) - (below[4] + above[4])
+        expected = 0.5 * (left + right) * width  # values the hole would hold at the outer density
+    if not math.isfinite(expected):  # widths beyond the float range: no density to judge by
+        return None
     if symmetric and 0.5 * (left + right) * abs(hi + lo) > HOLE_MAX_ASYMMETRY:
         return None
     return min(-lo, hi) if expected >= HOLE_MIN_EXPECTED else None
