@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from sitehooks import marking_sitecustomize
+from sitehooks import marking_sitecustomize, wrapping_sitecustomize
 
 import weightstats.fitting as fitting
 from weightstats.api import fit_model
@@ -306,47 +306,22 @@ def test_one_failing_report_does_not_lose_the_others(tmp_path: Path, files: Path
 # Loaded into the CLI through PYTHONPATH: on the second figure, a signal arrives while Python
 # runs a __del__ (as in matplotlib's weakref callbacks), where a raised KeyboardInterrupt is
 # printed as "Exception ignored" and dropped.
-_SITE = r'''
-import importlib.abc, importlib.util, os, signal, sys, time
-
-SIG = int(os.environ["WS_SIGNAL"])
-
-
-class _Lost:
-    def __del__(self):
-        os.kill(os.getpid(), SIG)
-        end = time.monotonic() + 0.2
-        while time.monotonic() < end:  # the handler runs here, inside __del__
-            pass
+_SITE = wrapping_sitecustomize("weightstats.report.figures", "to_png", prelude="""
+    SIG = int(os.environ["WS_SIGNAL"])
+    calls = []
 
 
-class _Hook(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name != "weightstats.report.figures":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            to_png = module.to_png
-            calls = []
-
-            def wrapped(fig):
-                calls.append(1)
-                if len(calls) == 2:
-                    _Lost()  # collected at once: __del__ runs now
-                return to_png(fig)
-
-            module.to_png = wrapped
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-sys.meta_path.insert(0, _Hook())
-'''
+    class _Lost:
+        def __del__(self):
+            os.kill(os.getpid(), SIG)
+            end = time.monotonic() + 0.2
+            while time.monotonic() < end:  # the handler runs here, inside __del__
+                pass
+    """, on_call="""
+    calls.append(1)
+    if len(calls) == 2:
+        _Lost()  # collected at once: __del__ runs now
+    """)
 
 
 def test_interrupt_flag_belongs_to_one_run() -> None:
