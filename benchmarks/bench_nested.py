@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from weightstats.fitting.compare import (  # noqa: E402
     AIC_OVERPICK,
     EQUIVALENT,
-    compare_pair,
+    compare_pair_rows,
     nested_lr,
     nested_pvalue,
     pretest_overlaps,
@@ -52,21 +52,12 @@ def aic_rates(reps: int, n: int, seed: int) -> list[str]:
             f"{np.mean(lr_l > 2):.3f} | {np.mean(p_t <= 0.05):.3f} | {np.mean(lr_t == 0):.3f} |"]
 
 
-def t_vs_gennorm(x: np.ndarray) -> list[dict]:
+def t_vs_gennorm(x: np.ndarray) -> list[tuple[dict, dict]]:
+    """(two-step row, plain Vuong row) per sample row."""
     x = np.sort(x, axis=1)
-    n = x.shape[1]
-    f = _fits(x, ("normal", "t", "gennorm"))
-    out = []
-    for i in range(x.shape[0]):
-        lp = {k: FAMS[k].logpdf(x[i], f[k].loc[i], f[k].scale[i], f[k].shape[i])
-              for k in ("t", "gennorm")}
-        totals = {k: float(f[k].loglik[i]) for k in f}
-        d = lp["t"] - lp["gennorm"]
-        row = compare_pair("t", "gennorm", n, float(d.mean()), float(d.var()), totals["t"],
-                           totals["gennorm"])
-        plain = dict(row)
-        out.append((pretest_overlaps([row], totals)[0], plain))
-    return out
+    fits = _fits(x, ("normal", "t", "gennorm"))
+    return [(pretest_overlaps([dict(row)], totals)[0], row)
+            for row, totals in compare_pair_rows(x, fits, FAMS, "t", "gennorm")]
 
 
 LAWS = {

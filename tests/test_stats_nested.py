@@ -13,6 +13,7 @@ from weightstats.fitting.compare import (
     AIC_OVERPICK,
     EQUIVALENT,
     compare_pair,
+    compare_pair_rows,
     nested_pvalue,
     pretest_overlaps,
 )
@@ -60,18 +61,9 @@ def _t_vs_gennorm(x: np.ndarray) -> list[dict]:
     """The t-vs-gennorm comparison of each row, as fit_tensor makes it (fits, pointwise log-ratio
     moments, the pair's test, then the overlap pre-test)."""
     x = np.sort(x, axis=1)
-    n = x.shape[1]
     fits = {k: f.fit_rows(x) for k, f in FAMS.items()}
-    out = []
-    for i in range(x.shape[0]):
-        logpdf = {k: FAMS[k].logpdf(x[i], fits[k].loc[i], fits[k].scale[i], fits[k].shape[i])
-                  for k in ("t", "gennorm")}
-        totals = {k: float(fits[k].loglik[i]) for k in FAMS}
-        d = logpdf["t"] - logpdf["gennorm"]
-        rows = [compare_pair("t", "gennorm", n, float(d.mean()), float(d.var()), totals["t"],
-                             totals["gennorm"])]
-        out.append(pretest_overlaps(rows, totals)[0])
-    return out
+    return [pretest_overlaps([row], totals)[0]
+            for row, totals in compare_pair_rows(x, fits, FAMS, "t", "gennorm")]
 
 
 def _separated(row: dict) -> bool:

@@ -152,3 +152,20 @@ def pretest_overlaps(comparisons: list[dict], totals: dict[str, float]) -> list[
         else:
             row["test"] = "Vuong two-step (overlap rejected first)"
     return comparisons
+
+
+def compare_pair_rows(x: np.ndarray, fits: dict, families: dict, a: str,
+                      b: str) -> list[tuple[dict, dict[str, float]]]:
+    """``compare_pair`` for each row of a row-sorted sample, as ``fit_tensor`` compares one tensor,
+    given batched fits (``Family.fit_rows``) of ``a``, ``b`` and any other family by name. Returns
+    (row, totals) per sample row, before :func:`pretest_overlaps` (which needs the totals), so the
+    null studies of the tests and benchmarks can look at both steps of Vuong's procedure."""
+    n = x.shape[1]
+    out = []
+    for i in range(x.shape[0]):
+        d = (families[a].logpdf(x[i], fits[a].loc[i], fits[a].scale[i], fits[a].shape[i])
+             - families[b].logpdf(x[i], fits[b].loc[i], fits[b].scale[i], fits[b].shape[i]))
+        totals = {k: float(f.loglik[i]) for k, f in fits.items()}
+        out.append((compare_pair(a, b, n, float(d.mean()), float(d.var()), totals[a], totals[b]),
+                    totals))
+    return out
