@@ -99,8 +99,8 @@ def _atoms(reps: int) -> list[str]:
             x[np.abs(x) < np.quantile(np.abs(x), 0.7)] = 0.0
             fit = weightstats.fit_tensor(x)
             winners[fit.verdict["best_bic"]] += 1
-            shapes.append(fit.params(shape_of)[2])
-            scales.append(fit.params("t" if law == "t(4)" else "normal")[1])
+            shapes.append(list(fit.params(shape_of).values())[2])
+            scales.append(fit.params("t" if law == "t(4)" else "normal")["scale"])
         lines.append(f"| {law} (512, 512), 70% magnitude-pruned (truncated fits) | {len(shapes)} | "
                      f"{len(shapes)} | best by BIC: {dict(winners)}; {shape_of} shape "
                      f"{min(shapes):.3f}-{max(shapes):.3f}, scale {min(scales):.3f}-{max(scales):.3f} "

@@ -42,7 +42,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
+
+from .families import get_family
 
 D_MIN = 0.05
 AD_MIN = 0.006
@@ -129,33 +131,6 @@ def assess(rows: list[dict[str, Any]], best: str | None) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- sandwich (robust) intervals
-def _scores(family: str, z: np.ndarray, scale: float, shape: float) -> np.ndarray:
-    """Per-value scores in (log scale, log shape) at loc 0 (``z`` already centred), shape (n, 2).
-
-    Student-t, r = z / scale: d/dlog(scale) = -1 + w r^2 with w = (df + 1) / (df + r^2);
-    d/dlog(df) = df/2 [psi((df+1)/2) - psi(df/2) - 1/df - log1p(r^2/df) + w r^2/df].
-    Generalized normal: d/dlog(scale) = -1 + beta |r|^beta;
-    d/dlog(beta) = 1 + psi(1/beta)/beta - beta |r|^beta log|r|.
-    """
-    r = z / scale
-    if family == "t":
-        r2 = r * r
-        w = (shape + 1.0) / (shape + r2)
-        s_scale = w * r2 - 1.0
-        const = special.digamma((shape + 1) / 2) - special.digamma(shape / 2) - 1.0 / shape
-        s_shape = 0.5 * shape * (const - np.log1p(r2 / shape) + w * r2 / shape)
-    elif family == "gennorm":
-        a = np.abs(r)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), 0.0)
-        pw = np.exp(shape * log_a) * (a > 0)
-        s_scale = shape * pw - 1.0
-        s_shape = 1.0 + special.digamma(1.0 / shape) / shape - shape * pw * log_a
-    else:
-        raise ValueError(f"no shape parameter for family {family!r}")
-    return np.stack([s_scale, s_shape], axis=1)
-
-
 def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: float, shape: float,
                         n: int | None = None) -> float:
     """Sandwich standard error of log(shape) for a fit of ``family`` ("t" or "gennorm").
@@ -171,6 +146,7 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     NaN where it is not defined (a shape at its bound, a singular ``A``).
     """
     n = int(n if n is not None else z_sorted.size)
+    scores = get_family(family).shape_scores
     if not (math.isfinite(loc) and 0 < scale < math.inf and 0 < shape < math.inf and n > 0):
         return float("nan")  # a failed fit has no interval
     step = max(1, z_sorted.size // ROBUST_SAMPLE)
@@ -178,15 +154,18 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     log_params = np.array([math.log(scale), math.log(shape)])
 
     def mean_score(theta: np.ndarray) -> np.ndarray:
-        return _scores(family, z, math.exp(theta[0]), math.exp(theta[1])).mean(axis=0)
+        return scores(z, math.exp(theta[0]), math.exp(theta[1])).mean(axis=0)
 
+    try:
+        b = np.cov(scores(z, scale, shape), rowvar=False)
+    except NotImplementedError:  # a family without analytic scores has no sandwich interval
+        return float("nan")
     a = np.empty((2, 2))
     for j in range(2):
         e = np.zeros(2)
         e[j] = _H
         a[:, j] = -(mean_score(log_params + e) - mean_score(log_params - e)) / (2 * _H)
     a = 0.5 * (a + a.T)
-    b = np.cov(_scores(family, z, scale, shape), rowvar=False)
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("nan")
     try:
@@ -217,7 +196,7 @@ def honest_intervals(rows: list[dict[str, Any]], verdict: Mapping[str, Any], z_s
     adequate = bool(verdict.get("adequate", True))
     for row in rows:
         family = row.get("family")
-        if family not in ("t", "gennorm"):
+        if not get_family(family).shape_names:
             row["shape_ci_method"] = ""
             continue
         if adequate:

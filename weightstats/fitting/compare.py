@@ -18,33 +18,59 @@ p < α/2), which keeps the whole procedure's false-positive rate at most α.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy import special, stats
 
+from .families import FAMILIES
 from .families.base import CHUNK, dot
 
-# (smaller, larger) -> (test name, boundary?)
-NESTED = {
-    ("normal", "t"): ("LR (boundary: ½χ²₀+½χ²₁)", True),
-    ("normal", "gennorm"): ("LR (χ²₁)", False),
-    ("laplace", "gennorm"): ("LR (χ²₁)", False),
-}
+# (smaller, larger) -> (test name, boundary?), from each family's declared nesting.
+NESTED = {(nest.inner, big.name): ("LR (boundary: ½χ²₀+½χ²₁)" if nest.boundary else "LR (χ²₁)",
+                                   nest.boundary)
+          for big in FAMILIES.values() for nest in big.nests}
 ALPHA = 0.05
-# Non-nested pairs that share a member: (a, b) -> the shared sub-family.
-OVERLAPPING = {("t", "gennorm"): "normal"}
+# Non-nested pairs that share a member: (a, b) -> the shared sub-family (the first they both nest).
+OVERLAPPING = {(a, b): next(s for s, big in NESTED if big == a and (s, b) in NESTED)
+               for a, b in itertools.combinations(FAMILIES, 2)
+               if (a, b) not in NESTED and (b, a) not in NESTED
+               and any(big == a and (s, b) in NESTED for s, big in NESTED)}
 EQUIVALENT = "equivalent"
 
 # How often AIC (penalty 2 per parameter) picks the larger of two nested families when the smaller
 # is true: P(LR > 2) under the LR statistic's null law.
 AIC_OVERPICK = {pair: float(stats.chi2.sf(2.0, 1)) * (0.5 if boundary else 1.0)
                 for pair, (_, boundary) in NESTED.items()}
-AIC_NOTE = (f"AIC picks the larger of two nested families, when the smaller is true, about "
-            f"{AIC_OVERPICK[('normal', 'gennorm')]:.0%} of the time for Gaussian or Laplace within "
-            f"generalized normal and {AIC_OVERPICK[('normal', 't')]:.1%} for Gaussian within "
-            f"Student-t (df = ∞ is a boundary)")
-AIC_NOTE_SHORT = (f"AIC over-picks the larger of two nested families "
-                  f"~{AIC_OVERPICK[('normal', 'gennorm')]:.0%} of the time "
-                  f"(~{AIC_OVERPICK[('normal', 't')]:.1%} for Gaussian within t)")
+
+
+def _overpick_phrases(short: bool) -> list[str]:
+    """Per kind of nesting (interior, then boundary): the over-pick rate and the pairs it concerns;
+    the short form names the pairs of the boundary kind only, as the rarer case."""
+    phrases = []
+    for boundary in (False, True):
+        groups: dict[str, list[str]] = {}
+        for (small, big), (_, on_edge) in NESTED.items():
+            if on_edge == boundary:
+                groups.setdefault(big, []).append(FAMILIES[small].label)
+        if not groups:
+            continue
+        rate = stats.chi2.sf(2.0, 1) * (0.5 if boundary else 1.0)
+        pairs = " and ".join(f"{' or '.join(inner)} within {FAMILIES[big].label}"
+                             for big, inner in groups.items())
+        text = f"{rate:.1%}" if boundary else f"{rate:.0%}"
+        if short:
+            phrases.append(f"{text} for {pairs}" if boundary else f"{text} of the time")
+        else:
+            phrases.append(f"{text} of the time for {pairs}" + (" (a boundary)" if boundary else ""))
+    return phrases
+
+
+_PHRASES, _SHORT = _overpick_phrases(False), _overpick_phrases(True)
+AIC_NOTE = ("AIC picks the larger of two nested families, when the smaller is true, about "
+            + " and ".join(_PHRASES)) if _PHRASES else ""
+AIC_NOTE_SHORT = (f"AIC over-picks the larger of two nested families ~{_SHORT[0]}"
+                  + "".join(f" (~{p})" for p in _SHORT[1:])) if _SHORT else ""
 
 
 def nested_pvalue(lr: float, boundary: bool) -> float:
@@ -147,7 +173,8 @@ def pretest_overlaps(comparisons: list[dict], totals: dict[str, float]) -> list[
                   for f in pair]
         p_pre = min(1.0, 2.0 * min(p_each))
         if p_pre >= ALPHA:
-            row.update(test="Vuong two-step: overlap not rejected (both fits ≈ the Gaussian)",
+            row.update(test=("Vuong two-step: overlap not rejected "
+                             f"(both fits ≈ the {FAMILIES[shared].label})"),
                        pvalue=p_pre, favored=EQUIVALENT)
         else:
             row["test"] = "Vuong two-step (overlap rejected first)"
@@ -163,8 +190,8 @@ def compare_pair_rows(x: np.ndarray, fits: dict, families: dict, a: str,
     n = x.shape[1]
     out = []
     for i in range(x.shape[0]):
-        d = (families[a].logpdf(x[i], fits[a].loc[i], fits[a].scale[i], fits[a].shape[i])
-             - families[b].logpdf(x[i], fits[b].loc[i], fits[b].scale[i], fits[b].shape[i]))
+        d = (families[a].logpdf(x[i], *families[a].theta(fits[a], i))
+             - families[b].logpdf(x[i], *families[b].theta(fits[b], i)))
         totals = {k: float(f.loglik[i]) for k, f in fits.items()}
         out.append((compare_pair(a, b, n, float(d.mean()), float(d.var()), totals[a], totals[b]),
                     totals))

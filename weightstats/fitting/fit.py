@@ -209,32 +209,33 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     for name in names:
         fam = get_family(name)
         fit = fam.fit(z)
-        zp = (float(fit.loc[0]), float(fit.scale[0]), float(fit.shape[0]))
+        zp = fam.theta(fit)
         loc = 0.0 if zp[0] == z_of_zero else shift + unit * zp[0]
-        scale, shape = unit * zp[1], zp[2]
-        k, ll = fam.n_params, float(fit.loglik[0]) - n * log_unit
+        scale, shapes = unit * zp[1], zp[2:]  # shapes are scale-free: they map back unchanged
+        shape = shapes[0] if shapes else float("nan")
+        k = fam.n_params if fit.n_params is None else int(fit.n_params[0])
+        ll = float(fit.loglik[0]) - n * log_unit
         # Pointwise log-densities up to the constant -log_unit (the same for all families).
         logpdfs[name] = lambda v, f=fam, p=zp: f.logpdf(v, *p)
         d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p))
         # The fit on all values is an excellent start for the subsample's own fit.
         sfit = fam.fit_rows(sub[np.newaxis, :], start=fit)
-        sp = (float(sfit.loc[0]), float(sfit.scale[0]), float(sfit.shape[0]))
+        sp = fam.theta(sfit)
         # D and A^2 of the subsample, computed exactly as the null tables compute them.
         d_sub, a2_sub = sample_statistics(fam, sub, *sp)
-        pvalues, p_note = bootstrap_pvalues(fam, m, d_sub, a2_sub, sp[2], int(ks_replicates))
-        flags = []
-        if fam.name == "t" and fit.at_bound[0] and shape > 1e3:
-            flags.append("df_at_cap: the t fit runs to the Gaussian limit")
-        elif fit.at_bound[0]:
-            flags.append(f"{fam.shape_name}_at_bound")
+        pvalues, p_note = bootstrap_pvalues(fam, m, d_sub, a2_sub, sp[2:], int(ks_replicates),
+                                            seed=int(seed))
+        flags = [fam.bound_flag(shape)] if fit.at_bound[0] else []
         if fit.converged is not None and not fit.converged[0]:
             flags.append("not_converged: the optimizer stopped short of a maximum")
         flags += [p_note] if p_note else []
         ci_low, ci_high, ci_note = _shape_interval(shape, float(fit.log_shape_se[0]))
         flags += [ci_note] if ci_note else []
+        described_fit = fam.fit_note(zp)
+        flags += [described_fit] if described_fit else []
         rows.append({
-            "family": name, "n": n, "loc": loc, "scale": scale,
-            "shape": shape if fam.shape_name else float("nan"),
+            "family": name, "n": n, "loc": loc, "scale": scale, "shape": shape,
+            "params": dict(zip(fam.param_names, (loc, scale, *shapes), strict=True)),
             "shape_ci_low": ci_low, "shape_ci_high": ci_high,
             "loglik": ll, "loglik_per_weight": ll / n, "aic": 2 * k - 2 * ll,
             "bic": k * math.log(n) - 2 * ll, "ks_stat": d, "ks_pvalue": pvalues["ks_pvalue"],

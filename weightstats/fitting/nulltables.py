@@ -64,22 +64,38 @@ def _key(family: str, n: int, replicates: int, shape: float | None) -> str:
     return f"{family}|n={n}|B={replicates}|shape={shape_part}"
 
 
-def standardized_tails(family: Family, x: np.ndarray, loc, scale, shape) -> tuple[np.ndarray, np.ndarray]:
+def standardized_tails(family: Family, x: np.ndarray, loc, scale, *shapes) -> tuple[np.ndarray, np.ndarray]:
     """Standardized values u = (x - loc) / scale and their smaller tail probabilities F(-|u|).
 
-    Every family here is symmetric, so one CDF evaluation per value gives F and 1 - F both without
-    cancellation (what Anderson-Darling's log(1 - F) needs in the far tail).
+    Every registered family is symmetric about its loc (the conformance suite checks it), so one CDF
+    evaluation per value gives F and 1 - F both without cancellation (what Anderson-Darling's
+    log(1 - F) needs in the far tail).
     """
     u = (x - loc) / scale
-    return u, family.cdf(-np.abs(u), 0.0, 1.0, shape)
+    return u, family.cdf(-np.abs(u), 0.0, 1.0, *shapes)
 
 
 def sample_statistics(family: Family, x_sorted: np.ndarray, loc: float, scale: float,
-                      shape: float) -> tuple[float, float]:
+                      *shapes: float) -> tuple[float, float]:
     """(D, A^2) of one sorted sample against a fit, computed exactly as the null tables compute them."""
-    u, tail = standardized_tails(family, x_sorted[np.newaxis, :], loc, scale, shape)
+    u, tail = standardized_tails(family, x_sorted[np.newaxis, :], loc, scale, *shapes)
     d, a2 = gof_statistics_rows(u, tail)
     return float(d[0]), float(a2[0])
+
+
+def _refit_statistics(family: Family, rng: np.random.Generator, rows: int, n: int,
+                      shapes: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """D and A^2 of ``rows`` samples of n standardized draws, every parameter refitted on each."""
+    rows_per_chunk = max(1, _CHUNK_VALUES // n)
+    ks, ad = [], []
+    for start in range(0, rows, rows_per_chunk):
+        x = np.sort(family.standard_rvs(rng, (min(rows_per_chunk, rows - start), n), *shapes), axis=1)
+        fit = family.fit_rows(x)
+        u, tail = standardized_tails(family, x, *(v[:, None] for v in family.theta_rows(fit)))
+        d, a2 = gof_statistics_rows(u, tail)
+        ks.append(d)
+        ad.append(a2)
+    return {"ks": np.concatenate(ks), "ad": np.concatenate(ad)}
 
 
 def simulate_block(family: Family, n: int, shape: float | None, block: int,
@@ -94,16 +110,7 @@ def simulate_block(family: Family, n: int, shape: float | None, block: int,
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
     rng = np.random.default_rng([TABLE_SEED, digest])
     rows = BLOCK if rows is None else rows
-    rows_per_chunk = max(1, _CHUNK_VALUES // n)
-    ks, ad = [], []
-    for start in range(0, rows, rows_per_chunk):
-        x = np.sort(family.standard_rvs(rng, (min(rows_per_chunk, rows - start), n), shape), axis=1)
-        fit = family.fit_rows(x)
-        u, tail = standardized_tails(family, x, fit.loc[:, None], fit.scale[:, None], fit.shape[:, None])
-        d, a2 = gof_statistics_rows(u, tail)
-        ks.append(d)
-        ad.append(a2)
-    return {"ks": np.concatenate(ks), "ad": np.concatenate(ad)}
+    return _refit_statistics(family, rng, rows, n, () if shape is None else (shape,))
 
 
 def finish_table(blocks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -227,20 +234,32 @@ def _grid_points(family: Family, shape: float) -> tuple[list[tuple[float | None,
     return [(float(g[lo]), 1.0 - w), (float(g[hi]), w)], ""
 
 
-def bootstrap_pvalues(family: Family, n: int, d: float, a2: float, shape: float,
-                      replicates: int) -> tuple[dict[str, float], str]:
+def bootstrap_pvalues(family: Family, n: int, d: float, a2: float, shapes: tuple[float, ...],
+                      replicates: int, *, seed: int = 0) -> tuple[dict[str, float], str]:
     """Valid p-values for D = ``d`` and A^2 = ``a2`` observed on ``n`` values, all parameters fitted.
 
     Returns ({"ks_pvalue", "ks_pvalue_se", "ad_pvalue", "ad_pvalue_se"}, note). For shape families the
     p-value is interpolated (in log shape) between the two grid tables that bracket the fitted shape,
     p = (1 - w) p_lo + w p_hi, with Monte Carlo variance (1 - w)^2 var_lo + w^2 var_hi (the tables are
-    independent simulations); outside the grid the nearest end is used and the note says so.
+    independent simulations); outside the grid the nearest end is used and the note says so. A family
+    without tables (``null_tables`` False: the null law depends on several shapes) gets a parametric
+    bootstrap of this very fit, ``family.bootstrap_replicates`` refits seeded by ``seed``.
     """
     names = [f"{s}_pvalue{part}" for s in STATISTICS for part in ("", "_se")]
-    if family.shape_grid is not None and not np.isfinite(shape):
+    if not np.all(np.isfinite(shapes)):
         return dict.fromkeys(names, float("nan")), "no shape estimate"
-    points, note = _grid_points(family, shape)
     observed = {"ks": d, "ad": a2}
+    if not family.null_tables:
+        rows = min(int(replicates), family.bootstrap_replicates)
+        digest = hashlib.sha256(f"{family.name}|n={n}|{shapes!r}".encode()).digest()[:8]
+        rng = np.random.default_rng([int(seed), int.from_bytes(digest, "little")])
+        table = finish_table([_refit_statistics(family, rng, rows, n, tuple(shapes))])
+        out = {}
+        for s in STATISTICS:
+            p, var = _pvalue(table[s], observed[s])
+            out[f"{s}_pvalue"], out[f"{s}_pvalue_se"] = p, math.sqrt(var)
+        return out, f"p-values by parametric bootstrap of this fit ({rows} refits)"
+    points, note = _grid_points(family, shapes[0] if shapes else float("nan"))
     out = {}
     for s in STATISTICS:
         p = var = 0.0
@@ -280,10 +299,10 @@ def position_subsample(values: np.ndarray, m: int, seed: int, top: float, center
     return sub
 
 
-# Generation order: family by family from the cheapest, each block by block (largest size first
-# within a block), so that wherever it is stopped the cheap families are complete and each table of
-# the dearest one holds about the same number of finished blocks.
-_ORDER = {"normal": 0, "laplace": 0, "t": 1, "gennorm": 2}
+# Generation order: families without a shape first (cheap closed forms), then in registry order, each
+# block by block (largest size first within a block), so that wherever it is stopped the cheap
+# families are complete and each table of the dearest one holds about the same number of blocks.
+_ORDER = {name: (fam.shape_grid is not None, i) for i, (name, fam) in enumerate(FAMILIES.items())}
 
 
 def _block_path(work: str, family: str, n: int, shape: float | None, block: int) -> Path:
@@ -322,10 +341,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.replicates % BLOCK:
         parser.error(f"--replicates must be a multiple of {BLOCK}")
     tables = [(fam.name, n, shape) for n in (int(s) for s in args.sizes.split(","))
-              for fam in FAMILIES.values() for shape in (fam.shape_grid or (None,))]
+              for fam in FAMILIES.values() if fam.null_tables
+              for shape in (fam.shape_grid or (None,))]
     blocks = args.replicates // BLOCK
     tasks = [(f, n, shape, b, args.work) for b in range(blocks) for f, n, shape in tables]
-    tasks.sort(key=lambda t: (_ORDER.get(t[0], 3), t[3], -t[1]))
+    tasks.sort(key=lambda t: (_ORDER[t[0]], t[3], -t[1]))
     Path(args.work).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if not args.gather:

@@ -106,17 +106,19 @@ class TensorFit:
         """Pairwise tests: Vuong (non-nested) or likelihood ratio (nested), one row per pair."""
         return pd.DataFrame(self.comparison_rows, columns=COMPARISON_COLUMNS)
 
-    def params(self, family: str) -> tuple[float, float, float]:
-        """(loc, scale, shape) of a fitted family; shape is NaN for normal and Laplace."""
+    def params(self, family: str) -> dict[str, float]:
+        """The named parameters of a fitted family (``loc``, ``scale``, then its shapes)."""
+        name = get_family(family).name
         for row in self.rows:
-            if row["family"] == family:
-                return row["loc"], row["scale"], row["shape"]
+            if row["family"] == name:
+                fam = get_family(name)
+                return dict(row.get("params") or zip(fam.param_names, (row["loc"], row["scale"],
+                                                                      row["shape"]), strict=False))
         raise KeyError(f"family {family!r} was not fitted")
 
     def frozen(self, family: str):
-        """The fit as a frozen scipy.stats distribution (pdf, cdf, ppf for plots and checks)."""
-        loc, scale, shape = self.params(family)
-        return get_family(family).frozen(loc, scale, shape)
+        """The fit as a frozen scipy.stats-like distribution (pdf, cdf, ppf for plots and checks)."""
+        return get_family(family).frozen(*self.params(family).values())
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-safe (NaN and ±Inf become None)."""

@@ -33,66 +33,58 @@ from .compare import compare_pair, llr_moments, pretest_overlaps
 from .descriptives import describe, histogram_sorted
 from .families import get_family
 from .families.base import strided_quantiles
-from .families.gennorm import BETA_MAX, BETA_MIN
-from .families.student_t import DF_MIN
 from .ks import ks_statistic_sorted
 from .result import TensorFit
 
 _COARSE = 50_000  # order statistics behind the first optimization of a large sample
-_LOG_SHAPE_BOUNDS = {"t": (math.log(DF_MIN), math.log(1e6)),
-                     "gennorm": (math.log(BETA_MIN), math.log(BETA_MAX))}
-_START_SHAPE = {"t": 10.0, "gennorm": 2.0}
-
-
-def _kept_mass(fam, loc, scale, shape, c: float) -> float:
+def _kept_mass(fam, params: tuple[float, ...], c: float) -> float:
     """1 - P(-c < X < c): the probability a draw from the family survives pruning at c."""
-    inside = float(fam.cdf(np.array([c]), loc, scale, shape)[0]
-                   - fam.cdf(np.array([-c]), loc, scale, shape)[0])
+    inside = float(fam.cdf(np.array([c]), *params)[0] - fam.cdf(np.array([-c]), *params)[0])
     return max(1.0 - inside, 1e-300)
 
 
-def _unpack(name: str, theta: np.ndarray) -> tuple[float, float, float]:
-    shape = math.exp(theta[2]) if name in _LOG_SHAPE_BOUNDS else float("nan")
-    return float(theta[0]), math.exp(theta[1]), shape
+def _unpack(theta: np.ndarray) -> tuple[float, ...]:
+    """(loc, log scale, log shapes...) -> (loc, scale, shapes...)."""
+    return (float(theta[0]), *(math.exp(v) for v in theta[1:]))
 
 
 def _negloglik(theta: np.ndarray, fam, u: np.ndarray, c: float) -> float:
-    loc, scale, shape = _unpack(fam.name, theta)
+    params = _unpack(theta)
     with np.errstate(all="ignore"):
-        ll = float(np.sum(fam.logpdf(u, loc, scale, shape))) - u.size * math.log(
-            _kept_mass(fam, loc, scale, shape, c))
+        ll = float(np.sum(fam.logpdf(u, *params))) - u.size * math.log(_kept_mass(fam, params, c))
     return -ll if math.isfinite(ll) else 1e300
 
 
 def _maximize(fam, u: np.ndarray, c: float, starts: list[np.ndarray]) -> np.ndarray:
     """Best L-BFGS-B optimum of the truncated likelihood over the given starts."""
     bounds = [(None, None), (math.log(1e-3 * c), math.log(1e3 * max(c, float(np.abs(u).max()))))]
-    if fam.name in _LOG_SHAPE_BOUNDS:
-        bounds.append(_LOG_SHAPE_BOUNDS[fam.name])
+    bounds += [(math.log(lo), math.log(hi)) for lo, hi in fam.shape_bounds]
     best, best_value = starts[0], math.inf
     for start in starts:
-        res = optimize.minimize(_negloglik, start[:len(bounds)], args=(fam, u, c),
-                                method="L-BFGS-B", bounds=bounds)
+        res = optimize.minimize(_negloglik, start, args=(fam, u, c), method="L-BFGS-B",
+                                bounds=bounds)
         if res.fun < best_value:
             best, best_value = res.x, float(res.fun)
     return best
 
 
-def fit_family_truncated(name: str, u: np.ndarray, c: float) -> tuple[float, float, float, float]:
-    """(loc, scale, shape, loglik) of one family fitted to sorted ``u`` (all |u| >= c),
-    truncated to |x| >= c; shape is NaN for the two-parameter families."""
+def fit_family_truncated(name: str, u: np.ndarray, c: float) -> tuple[tuple[float, ...], float]:
+    """(parameters, loglik) of one family fitted to sorted ``u`` (all |u| >= c), truncated to
+    |x| >= c, by a generic optimizer over (loc, log scale, log shapes) within the family's
+    ``shape_bounds``."""
     fam = get_family(name)
+    if len(fam.shape_bounds) != len(fam.shape_names):
+        raise ValueError(f"{fam.label} declares no shape bounds for a truncated fit")
     rms = float(np.sqrt(np.mean(u * u)))
-    shape0 = math.log(_START_SHAPE.get(name, 1.0))
+    shapes0 = [math.log(s) for s in fam.shape_start]
     # From the survivors' own spread and from the threshold: 70% pruning leaves a scale near c,
     # 5% pruning one near the survivors' spread.
-    starts = [np.array([0.0, math.log(s), shape0]) for s in (rms, c, 0.5 * (rms + c))]
+    starts = [np.array([0.0, math.log(s), *shapes0]) for s in (rms, c, 0.5 * (rms + c))]
     coarse = strided_quantiles(u[np.newaxis, :], _COARSE)[0] if u.size > 2 * _COARSE else u
     theta = _maximize(fam, coarse, c, starts)
     if coarse is not u:
         theta = _maximize(fam, u, c, [theta])
-    loc, scale, shape = _unpack(name, theta)
-    return loc, scale, shape, -_negloglik(theta, fam, u, c)
+    return _unpack(theta), -_negloglik(theta, fam, u, c)
 
 
 def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins: int) -> TensorFit:
@@ -108,11 +100,12 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
     rows, logpdfs = [], {}
     for name in names:
         fam = get_family(name)
-        loc, scale, shape, ll = fit_family_truncated(name, u, c)
-        log_kept = math.log(_kept_mass(fam, loc, scale, shape, c))
-        logpdfs[name] = lambda v, f=fam, p=(loc, scale, shape), k=log_kept: f.logpdf(v, *p) - k
+        params, ll = fit_family_truncated(name, u, c)
+        loc, scale, shapes = params[0], params[1], params[2:]
+        log_kept = math.log(_kept_mass(fam, params, c))
+        logpdfs[name] = lambda v, f=fam, p=params, k=log_kept: f.logpdf(v, *p) - k
 
-        def cdf(v, f=fam, p=(loc, scale, shape), k=math.exp(log_kept)):
+        def cdf(v, f=fam, p=params, k=math.exp(log_kept)):
             below = f.cdf(np.array([-c]), *p)[0]
             inside = f.cdf(np.array([c]), *p)[0] - below
             return np.where(v < 0, f.cdf(v, *p), f.cdf(v, *p) - inside) / k
@@ -121,7 +114,8 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
         ll_raw = ll - n * math.log(unit)
         rows.append({
             "family": name, "n": n, "loc": loc * unit, "scale": scale * unit,
-            "shape": shape if fam.shape_name else float("nan"),
+            "shape": shapes[0] if shapes else float("nan"),
+            "params": dict(zip(fam.param_names, (loc * unit, scale * unit, *shapes), strict=True)),
             "shape_ci_low": float("nan"), "shape_ci_high": float("nan"),
             "shape_ci_method": "omitted" if fam.shape_name else "",
             "loglik": ll_raw, "loglik_per_weight": ll_raw / n, "aic": 2 * k_params - 2 * ll_raw,

@@ -1,26 +1,47 @@
-"""Registry of distribution families; adding a family means adding one module and one line here."""
+"""Registry of distribution families: adding a family means adding one module and one line here.
+
+Everything the package knows about a family lives on its class (label, aliases, colour, marker,
+parameters, nesting, how reports show its shape); reports, figures, the CLI and the comparisons
+loop over ``FAMILIES``.
+"""
 
 from __future__ import annotations
 
+import difflib
+
 from ...errors import OptionError
-from .base import BatchFit, Family
+from .base import BatchFit, Family, Nesting, ShapeDisplay
 from .gennorm import GenNorm
 from .laplace import Laplace
 from .normal import Normal
 from .student_t import StudentT
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (Normal(), Laplace(), StudentT(), GenNorm())}
-DEFAULT_FAMILIES: tuple[str, ...] = ("normal", "laplace", "t", "gennorm")
-_ALIASES = {"gaussian": "normal", "norm": "normal", "student-t": "t", "studentt": "t",
-            "student_t": "t", "generalized-normal": "gennorm", "ggd": "gennorm"}
+DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.default)
+
+
+def _lookup() -> dict[str, str]:
+    """Every accepted spelling (name, label, alias; case and -/_/space insensitive) -> name."""
+    table: dict[str, str] = {}
+    for fam in FAMILIES.values():
+        for spelling in (fam.name, fam.label, *fam.aliases):
+            table[_key(spelling)] = fam.name
+    return table
+
+
+def _key(spelling: str) -> str:
+    return "".join(ch for ch in spelling.strip().lower() if ch not in "-_ ")
 
 
 def get_family(name: str) -> Family:
-    """Look up a family by name or common alias; unknown names raise a one-line OptionError."""
-    key = _ALIASES.get(name.strip().lower(), name.strip().lower())
-    if key not in FAMILIES:
-        raise OptionError(f"unknown family {name!r}; choose from {', '.join(FAMILIES)}")
-    return FAMILIES[key]
+    """Look up a family by name, display label or alias; unknown names raise a one-line OptionError."""
+    table = _lookup()
+    key = _key(str(name))
+    if key not in table:
+        close = difflib.get_close_matches(key, list(table), n=1, cutoff=0.6)
+        hint = f" (did you mean {table[close[0]]!r}?)" if close else ""
+        raise OptionError(f"unknown family {name!r}{hint}; choose from {', '.join(FAMILIES)}")
+    return FAMILIES[table[key]]
 
 
 def family_label(name: str) -> str:
@@ -28,4 +49,10 @@ def family_label(name: str) -> str:
     return get_family(name).label
 
 
-__all__ = ["FAMILIES", "DEFAULT_FAMILIES", "BatchFit", "Family", "get_family", "family_label"]
+def families_in_group(group: str) -> tuple[str, ...]:
+    """Names of the registered families of a group (``"mixtures"``), in registry order."""
+    return tuple(name for name, f in FAMILIES.items() if f.group == group)
+
+
+__all__ = ["FAMILIES", "DEFAULT_FAMILIES", "BatchFit", "Family", "Nesting", "ShapeDisplay",
+           "get_family", "family_label", "families_in_group"]

@@ -8,6 +8,7 @@ builds KS null tables is many rows, and both share one code path.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -20,44 +21,128 @@ class BatchFit:
 
     loc: np.ndarray
     scale: np.ndarray
-    shape: np.ndarray  # NaN for families without a shape parameter
+    shape: np.ndarray  # the family's first shape parameter; NaN for families without one
     loglik: np.ndarray
     at_bound: np.ndarray  # bool: the shape parameter stopped at the edge of its allowed range
     # Standard error of log(shape) from the observed information (NaN where not defined).
     log_shape_se: np.ndarray
     # bool per row: the optimizer verified it ended at a maximum (None: closed form, always true).
     converged: np.ndarray | None = None
+    # Further shape parameters, in the order of ``Family.shape_names[1:]`` (mixtures).
+    more: tuple[np.ndarray, ...] = ()
+    # Free parameters per row where the fit chooses its own size (a mixture's K); None: n_params.
+    n_params: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Nesting:
+    """The family contains ``inner`` where its shape parameter equals ``value``.
+
+    ``boundary``: the value lies on the edge of the parameter space (t's df = infinity), so the LR
+    statistic is 1/2 chi2_0 + 1/2 chi2_1 (Self & Liang 1987), not chi2_1.
+    """
+
+    inner: str
+    value: float
+    boundary: bool = False
+
+
+@dataclass(frozen=True)
+class ShapeDisplay:
+    """How reports show a family's first shape parameter (tables, figures, summaries)."""
+
+    symbol: str  # "df", "β"
+    title: str  # figure title
+    shown_up_to: float  # figures clip here; larger values are drawn as open markers at the top
+    beyond: str  # what values past ``shown_up_to`` mean ("Gaussian limit")
+    log_axis: bool = False
+    infinite_from: float = math.inf  # table cells at or above this read "∞"
+    # Reference lines: (value, family whose colour and label mark it).
+    references: tuple[tuple[float, str], ...] = ()
+    digits: int = 3
 
 
 class Family(ABC):
-    """A location-scale family, optionally with one shape parameter, in scipy's parameterization."""
+    """A location-scale family with any number of scale-free shape parameters.
+
+    Parameters, in the order every method takes them: ``loc``, ``scale``, then ``shape_names``.
+    The class attributes are everything the rest of the package knows about a family: reports,
+    figures, the CLI and the comparisons loop over the registry and read them here.
+    """
 
     name: str
-    label: str
+    label: str  # display name ("Student-t")
+    aliases: tuple[str, ...] = ()  # accepted anywhere a family is named (lower case)
+    color: str = "#7f7f7f"
+    marker: str = "o"
     n_params: int
-    shape_name: str | None = None
-    # Grid of shape values at which KS null tables are simulated (None for pure location-scale).
+    shape_names: tuple[str, ...] = ()
+    # Grid of (first) shape values at which KS null tables are simulated and shipped; None for a
+    # pure location-scale family, whose one table serves every fit.
     shape_grid: tuple[float, ...] | None = None
+    # False: the null law of D depends on more than one shape, so every fit gets its own parametric
+    # bootstrap (``bootstrap_replicates`` refits) instead of a shipped table.
+    null_tables: bool = True
+    bootstrap_replicates: int = 199
+    # Range and typical value of each shape parameter, for generic optimizers (the truncated fits of
+    # pruned tensors, the conformance suite's check of the fit); each shape is positive.
+    shape_bounds: tuple[tuple[float, float], ...] = ()
+    shape_start: tuple[float, ...] = ()
+    nests: tuple[Nesting, ...] = ()
+    shape_display: ShapeDisplay | None = None
+    # Fitted unless the caller names families; "mixtures" families are opt-in (``+mixtures``).
+    default: bool = True
+    group: str = ""
+
+    @property
+    def shape_name(self) -> str | None:
+        return self.shape_names[0] if self.shape_names else None
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("loc", "scale", *self.shape_names)
+
+    def theta(self, fit: BatchFit, row: int = 0) -> tuple[float, ...]:
+        """The parameters of one row in the order ``param_names``."""
+        return tuple(float(v[row]) for v in self.theta_rows(fit))
+
+    def theta_rows(self, fit: BatchFit) -> tuple[np.ndarray, ...]:
+        """The parameter arrays of every row, in the order ``param_names``."""
+        values = (fit.loc, fit.scale)
+        return (*values, fit.shape, *fit.more) if self.shape_names else values
+
+    def bound_flag(self, shape: float) -> str:
+        """The flag for a fit whose shape stopped at the edge of its range."""
+        return f"{self.shape_name}_at_bound"
+
+    def shape_scores(self, z: np.ndarray, scale: float, shape: float) -> np.ndarray:
+        """Per-value scores in (log scale, log shape) at loc 0 (``z`` centred), shape (n, 2): the
+        sandwich interval of the first shape where no family fits (``fitting.adequacy``)."""
+        raise NotImplementedError(f"{self.label} has no analytic shape scores")
+
+    def fit_note(self, theta: tuple[float, ...]) -> str:
+        """A sentence describing the fit in words where its parameters need one (mixtures)."""
+        return ""
 
     @abstractmethod
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
         """Fit every row of ``x`` (float64, shape ``(rows, n)``, each row sorted ascending)."""
 
     @abstractmethod
-    def logpdf(self, x: np.ndarray, loc, scale, shape) -> np.ndarray:
+    def logpdf(self, x: np.ndarray, loc, scale, *shapes) -> np.ndarray:
         """Pointwise log-density; parameters broadcast against ``x``."""
 
     @abstractmethod
-    def cdf(self, x: np.ndarray, loc, scale, shape) -> np.ndarray:
+    def cdf(self, x: np.ndarray, loc, scale, *shapes) -> np.ndarray:
         """CDF evaluated exactly as ``scipy.stats`` does, so KS statistics agree to rounding."""
 
     @abstractmethod
-    def standard_rvs(self, rng: np.random.Generator, size: tuple[int, ...], shape: float) -> np.ndarray:
+    def standard_rvs(self, rng: np.random.Generator, size: tuple[int, ...], *shapes) -> np.ndarray:
         """Draws with loc 0 and scale 1 (the null distribution of D does not depend on them)."""
 
     @abstractmethod
-    def frozen(self, loc: float, scale: float, shape: float):
-        """The fit as a frozen ``scipy.stats`` distribution."""
+    def frozen(self, loc: float, scale: float, *shapes):
+        """The fit as a frozen distribution with scipy's interface (pdf, cdf, ppf, rvs)."""
 
     def fit(self, x_sorted: np.ndarray) -> BatchFit:
         """Fit one sorted 1-D sample; returns length-1 arrays."""

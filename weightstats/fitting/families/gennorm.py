@@ -23,7 +23,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_dot, row_median, row_sum, strided_quantiles
+from .base import (
+    CHUNK,
+    BatchFit,
+    Family,
+    Nesting,
+    ShapeDisplay,
+    row_dot,
+    row_median,
+    row_sum,
+    strided_quantiles,
+)
 from .gennorm_cusps import global_cusp_fit
 from .gennorm_newton import log_beta_derivatives, polish_newton, profile_loglik
 
@@ -332,8 +342,14 @@ def _batch_fit(n: int, loc, beta, s, ll, d2) -> BatchFit:
 class GenNorm(Family):
     name = "gennorm"
     label = "generalized normal"
+    aliases = ("generalized-normal", "generalized_normal", "ggd", "gnd")
+    color, marker = "#9467bd", "D"
     n_params = 3
-    shape_name = "beta"
+    shape_names = ("beta",)
+    shape_bounds, shape_start = ((BETA_MIN, BETA_MAX),), (2.0,)
+    nests = (Nesting("normal", 2.0), Nesting("laplace", 1.0))
+    shape_display = ShapeDisplay(symbol="β", title="", shown_up_to=6.0, beyond="flat, uniform-like",
+                                 references=((2.0, "normal"), (1.0, "laplace")))
     shape_grid = (0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 4.0, 6.0)
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
@@ -398,6 +414,16 @@ class GenNorm(Family):
         if not found[3][0] > local.loglik[0]:
             return local
         return _batch_fit(n, *found)
+
+    def shape_scores(self, z, scale, shape):
+        """a = |z| / scale: d/dlog(scale) = -1 + beta a^beta;
+        d/dlog(beta) = 1 + psi(1/beta)/beta - beta a^beta log a."""
+        a = np.abs(z / scale)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), 0.0)
+        pw = np.exp(shape * log_a) * (a > 0)
+        s_shape = 1.0 + special.digamma(1.0 / shape) / shape - shape * pw * log_a
+        return np.stack([shape * pw - 1.0, s_shape], axis=1)
 
     def logpdf(self, x, loc, scale, shape):
         z = np.abs(x - loc) / scale

@@ -11,6 +11,8 @@ from .base import BatchFit, Family, row_median, row_sum
 class Laplace(Family):
     name = "laplace"
     label = "Laplace"
+    aliases = ("double-exponential",)
+    color, marker = "#d62728", "s"
     n_params = 2
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
@@ -23,17 +25,17 @@ class Laplace(Family):
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)
 
-    def logpdf(self, x, loc, scale, shape=None):
+    def logpdf(self, x, loc, scale):
         return -np.abs(x - loc) / scale - np.log(2.0 * scale)
 
-    def cdf(self, x, loc, scale, shape=None):
+    def cdf(self, x, loc, scale):
         # Same branches as scipy.stats.laplace._cdf, so KS statistics agree to the last bits.
         z = (x - loc) / scale
         e = 0.5 * np.exp(-np.abs(z))
         return np.where(z > 0, 1.0 - e, e)
 
-    def standard_rvs(self, rng, size, shape=None):
+    def standard_rvs(self, rng, size):
         return rng.laplace(0.0, 1.0, size)
 
-    def frozen(self, loc, scale, shape=None):
+    def frozen(self, loc, scale):
         return stats.laplace(loc, scale)

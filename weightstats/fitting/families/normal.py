@@ -13,6 +13,8 @@ _LOG_2PI = np.log(2.0 * np.pi)
 class Normal(Family):
     name = "normal"
     label = "Gaussian"
+    aliases = ("gaussian", "norm")
+    color, marker = "#1f77b4", "o"
     n_params = 2
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
@@ -23,15 +25,15 @@ class Normal(Family):
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)
 
-    def logpdf(self, x, loc, scale, shape=None):
+    def logpdf(self, x, loc, scale):
         z = (x - loc) / scale
         return -0.5 * z * z - np.log(scale) - 0.5 * _LOG_2PI
 
-    def cdf(self, x, loc, scale, shape=None):
+    def cdf(self, x, loc, scale):
         return special.ndtr((x - loc) / scale)
 
-    def standard_rvs(self, rng, size, shape=None):
+    def standard_rvs(self, rng, size):
         return rng.standard_normal(size)
 
-    def frozen(self, loc, scale, shape=None):
+    def frozen(self, loc, scale):
         return stats.norm(loc, scale)

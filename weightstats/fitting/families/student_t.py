@@ -8,10 +8,21 @@ The expensive incomplete-beta CDF is never evaluated here.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_dot, row_median, strided_quantiles
+from .base import (
+    CHUNK,
+    BatchFit,
+    Family,
+    Nesting,
+    ShapeDisplay,
+    row_dot,
+    row_median,
+    strided_quantiles,
+)
 
 DF_MIN = 0.2
 # Beyond this df the t is indistinguishable from a Gaussian (log-likelihood within n·|excess kurtosis|/(4 df) of it);
@@ -325,8 +336,16 @@ def _refit_rescaled(x: np.ndarray):
 class StudentT(Family):
     name = "t"
     label = "Student-t"
+    aliases = ("student-t", "studentt", "student_t", "student")
+    color, marker = "#2ca02c", "^"
     n_params = 3
-    shape_name = "df"
+    shape_names = ("df",)
+    shape_bounds, shape_start = ((DF_MIN, 1e6),), (10.0,)
+    nests = (Nesting("normal", math.inf, boundary=True),)
+    shape_display = ShapeDisplay(
+        symbol="df", title="Student-t degrees of freedom (large df → Gaussian)",
+        # df beyond ~1e3 is indistinguishable from the Gaussian limit (fits run to the 1e10 cap)
+        shown_up_to=1e3, beyond="Gaussian limit", log_axis=True, infinite_from=DF_MAX * (1 - 1e-9))
     shape_grid = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 200.0, 1e6)
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
@@ -365,6 +384,20 @@ class StudentT(Family):
         se[at_bound | ~np.isfinite(se)] = np.nan
         return BatchFit(theta[:, 0], np.exp(theta[:, 1]), 1.0 / theta[:, 2], ll, at_bound, se,
                         converged)
+
+    def shape_scores(self, z, scale, shape):
+        """r = z / scale, w = (df + 1) / (df + r^2): d/dlog(scale) = -1 + w r^2;
+        d/dlog(df) = df/2 [psi((df+1)/2) - psi(df/2) - 1/df - log1p(r^2/df) + w r^2/df]."""
+        r2 = (z / scale) ** 2
+        w = (shape + 1.0) / (shape + r2)
+        const = special.digamma((shape + 1) / 2) - special.digamma(shape / 2) - 1.0 / shape
+        s_shape = 0.5 * shape * (const - np.log1p(r2 / shape) + w * r2 / shape)
+        return np.stack([w * r2 - 1.0, s_shape], axis=1)
+
+    def bound_flag(self, shape: float) -> str:
+        if shape > 1e3:
+            return "df_at_cap: the t fit runs to the Gaussian limit"
+        return super().bound_flag(shape)
 
     def logpdf(self, x, loc, scale, shape):
         return (_c(shape) - np.log(scale)
