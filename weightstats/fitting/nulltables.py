@@ -321,12 +321,47 @@ def _make_block(task: tuple[str, int, float | None, int, str]) -> str:
     return f"{label}: {time.perf_counter() - t0:.1f} s"
 
 
+def _chosen_families(parser: argparse.ArgumentParser, names: str | None) -> list[Family]:
+    """The families with null tables that ``--families`` names (all of them without it)."""
+    if names is None:
+        return [fam for fam in FAMILIES.values() if fam.null_tables]
+    chosen = []
+    for name in (s.strip() for s in names.split(",") if s.strip()):
+        fam = FAMILIES.get(name)
+        if fam is None or not fam.null_tables:
+            have = ", ".join(f for f, fam in FAMILIES.items() if fam.null_tables)
+            parser.error(f"--families: {name!r} has no null tables; choose from {have}")
+        chosen.append(fam)
+    if not chosen:
+        parser.error("--families: name at least one family")
+    return chosen
+
+
+def merge_tables(path: Path, new: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The tables stored in ``path`` (if any) with ``new`` added: a new table replaces a stored one
+    of the same family, size and shape (whatever its replicate count); every other stored array is
+    kept unchanged."""
+    def table_id(name: str) -> tuple[str, ...]:
+        parts = name.split("|")  # "<family>|n=..|B=..|shape=..|<statistic>"
+        return (parts[0], parts[1], *parts[3:]) if len(parts) == 5 else (name,)
+
+    try:
+        with np.load(path) as data:
+            old = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        old = {}
+    replaced = {table_id(k) for k in new}
+    kept = {k: v for k, v in old.items() if table_id(k) not in replaced}
+    return {**kept, **new}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Regenerate the shipped tables: ``nice python -m weightstats.fitting.nulltables --jobs 2``.
 
     Each block of replicates is written to ``--work`` as it is finished (a rerun skips finished
     ones); ``--gather`` then writes ``--out`` from the finished blocks, each table holding the
-    longest run of finished blocks from block 0.
+    longest run of finished blocks from block 0. ``--families`` makes only those families' tables
+    and merges them into the existing ``--out``: every other table is kept as it was, byte for byte.
     """
     import multiprocessing
 
@@ -337,12 +372,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--work", default=str(_cache_dir() / "generate"))
     parser.add_argument("--gather", action="store_true", help="only gather finished blocks into --out")
+    parser.add_argument("--families", default=None,
+                        help="comma-separated families to make; merged into the existing --out")
     args = parser.parse_args(argv)
     if args.replicates % BLOCK:
         parser.error(f"--replicates must be a multiple of {BLOCK}")
+    chosen = _chosen_families(parser, args.families)
     tables = [(fam.name, n, shape) for n in (int(s) for s in args.sizes.split(","))
-              for fam in FAMILIES.values() if fam.null_tables
-              for shape in (fam.shape_grid or (None,))]
+              for fam in chosen for shape in (fam.shape_grid or (None,))]
     blocks = args.replicates // BLOCK
     tasks = [(f, n, shape, b, args.work) for b in range(blocks) for f, n, shape in tables]
     tasks.sort(key=lambda t: (_ORDER[t[0]], t[3], -t[1]))
@@ -367,6 +404,8 @@ def main(argv: list[str] | None = None) -> None:
         table = finish_table(done)
         key = _key(family, n, len(done) * BLOCK, shape)
         arrays.update({f"{key}|{s}": encode(table[s], s) for s in STATISTICS})
+    if args.families is not None:
+        arrays = merge_tables(Path(args.out), arrays)
     _save_atomic(Path(args.out), arrays)
     print(f"wrote {len(arrays) // 2} tables to {args.out} in {time.perf_counter() - t0:.0f} s")
 

@@ -75,6 +75,9 @@ class Family(ABC):
     aliases: tuple[str, ...] = ()  # accepted anywhere a family is named (lower case)
     color: str = "#7f7f7f"
     marker: str = "o"
+    # The scipy.stats distribution this family equals, ``getattr(stats, scipy_name)(*shapes, loc,
+    # scale)``: the conformance suite's oracle for logpdf, cdf and the fit. None: no scipy twin.
+    scipy_name: str | None = None
     n_params: int
     shape_names: tuple[str, ...] = ()
     # Grid of (first) shape values at which KS null tables are simulated and shipped; None for a

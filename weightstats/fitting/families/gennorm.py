@@ -344,6 +344,7 @@ class GenNorm(Family):
     label = "generalized normal"
     aliases = ("generalized-normal", "generalized_normal", "ggd", "gnd")
     color, marker = "#9467bd", "D"
+    scipy_name = "gennorm"
     n_params = 3
     shape_names = ("beta",)
     shape_bounds, shape_start = ((BETA_MIN, BETA_MAX),), (2.0,)

@@ -13,6 +13,7 @@ class Laplace(Family):
     label = "Laplace"
     aliases = ("double-exponential",)
     color, marker = "#d62728", "s"
+    scipy_name = "laplace"
     n_params = 2
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:

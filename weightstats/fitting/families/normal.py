@@ -15,6 +15,7 @@ class Normal(Family):
     label = "Gaussian"
     aliases = ("gaussian", "norm")
     color, marker = "#1f77b4", "o"
+    scipy_name = "norm"
     n_params = 2
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:

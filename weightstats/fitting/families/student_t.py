@@ -338,6 +338,7 @@ class StudentT(Family):
     label = "Student-t"
     aliases = ("student-t", "studentt", "student_t", "student")
     color, marker = "#2ca02c", "^"
+    scipy_name = "t"
     n_params = 3
     shape_names = ("df",)
     shape_bounds, shape_start = ((DF_MIN, 1e6),), (10.0,)
