@@ -1,0 +1,285 @@
+"""Gaussian scale mixture: K zero-mean-shifted Gaussians with one common centre, K chosen by BIC.
+
+    f(x) = Σ_k w_k · φ((x - loc) / s_k) / s_k,     k = 1..K,  K = 1..K_MAX
+
+Laplace and Student-t are themselves continuous scale mixtures of Gaussians; a finite mixture is
+their nonparametric relative, and the model that pooling channels of different scales produces.
+Every K from 1 to ``K_MAX`` is fitted to exact maximum likelihood (K = 1 in closed form, the
+others by accelerated EM, ``gsm_em``), and each row keeps the K of the smallest BIC,
+2K·log n - 2·loglik (free parameters: loc, K scales, K - 1 weights).
+
+Parameters are scale-free apart from loc and scale, as every family's are: ``scale`` is the
+mixture's standard deviation sqrt(Σ w_k s_k²), and the shapes are (K, w_1..w_KMAX, r_1..r_KMAX)
+with r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and ratio 1. The
+density uses the first K components only (weights renormalized), so a generic optimizer started
+from a fit cannot switch on components that BIC left out.
+
+Long rows are fitted on evenly spaced order statistics first; EM on all values then starts next to
+its optimum. The null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a
+parametric bootstrap of each fit (``null_tables`` False), every replicate refitted with its own K.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from .base import BatchFit, Family, ShapeDisplay, row_sum, strided_quantiles
+from .gsm_em import FLOOR, collapsed, e_pass, robust_unit, squarem
+from .gsm_newton import newton
+
+K_MAX = 4
+_SUBSAMPLE = 32768
+# EM only has to get near the optimum; Newton (gsm_newton) finishes and certifies it.
+_EM_TOL, _EM_CYCLES = 1e-7, 100
+# BIC units (2 nats): fits this close to a row's best are all taken to their exact maximum.
+_BIC_MARGIN = 10.0
+_LOG_2PI = float(np.log(2.0 * np.pi))
+# Central-interval coverages whose Gaussian-equivalent half-widths start the K scales: inner
+# intervals see the narrow components, outer ones the broad.
+_START_COVER = {k: np.linspace(0.3, 0.98, k) for k in range(2, K_MAX + 1)}
+
+
+def _start(x: np.ndarray, k: int, unit: np.ndarray, floor: np.ndarray):
+    """(loc, s, w) to start EM with K = k: the median, the scales of nested central intervals
+    pulled apart a little (equal scales would stay equal under EM), equal weights."""
+    n = x.shape[1]
+    cover = _START_COVER[k]
+    lo = np.floor((1 - cover) / 2 * (n - 1)).astype(int)
+    hi = np.ceil((1 + cover) / 2 * (n - 1)).astype(int)
+    half = 0.5 * (x[:, hi] - x[:, lo])
+    s = half / special.ndtri((1 + cover) / 2)
+    s *= np.exp(0.35 * (np.arange(k) - (k - 1) / 2))
+    s = np.maximum(np.where(np.isfinite(s) & (s > 0), s, unit[:, None]), floor[:, None])
+    s = np.sort(s, axis=1)
+    loc = 0.5 * (x[:, (n - 1) // 2] + x[:, n // 2])
+    return loc, s, np.full_like(s, 1.0 / k)
+
+
+def _one_component(x: np.ndarray, floor: np.ndarray):
+    """K = 1: the Gaussian maximum-likelihood fit (sd floored like every component)."""
+    n = x.shape[1]
+    loc = x.mean(axis=1)
+    ss = row_sum(x, lambda c: (c - loc[:, None]) ** 2)
+    sd = np.maximum(np.sqrt(ss / n), floor)
+    ll = -0.5 * n * _LOG_2PI - n * np.log(sd) - 0.5 * ss / sd**2
+    return loc, sd[:, None], np.ones((x.shape[0], 1)), ll
+
+
+def _polish(x, fit, floor, rows):
+    """Newton from an EM result, for those of ``rows`` where it applies: not collapsed onto fewer
+    components (a flat likelihood, see ``gsm_em.collapsed``) and no scale at its floor (a
+    constraint); the other rows keep the EM result and its verdict."""
+    loc, s, w, ll, conv = (v.copy() for v in fit)
+    s_r, w_r = s[rows], w[rows]
+    rows = rows[~collapsed(s_r, w_r) & (s_r > floor[rows, None] * (1 + 1e-9)).all(axis=1)]
+    if rows.size:
+        xs = x if rows.size == x.shape[0] else x[rows]
+        p_loc, p_s, p_w, p_ll, p_conv = newton(xs, loc[rows], s[rows], w[rows], floor[rows])
+        better = p_ll >= ll[rows]
+        take = rows[better]
+        loc[take], s[take], w[take], ll[take] = p_loc[better], p_s[better], p_w[better], p_ll[better]
+        conv[take] = p_conv[better]
+    return loc, s, w, ll, conv
+
+
+def _bic(fits, n: int) -> np.ndarray:
+    """BIC per row and K (rows, K_MAX): 2K·log n - 2·loglik, +inf where the fit failed."""
+    bic = np.stack([2 * (k + 1) * np.log(n) - 2 * f[3] for k, f in enumerate(fits)], axis=1)
+    return np.where(np.isfinite(bic), bic, np.inf)
+
+
+def fit_all_k(x: np.ndarray):
+    """Fits with K = 1..K_MAX for every row (a list of (loc, s, w, ll, conv)) and the rows' scale
+    floors. K = 1 is exact; K >= 2 runs EM to a loose tolerance (on evenly spaced order statistics
+    of a long row, then evaluated on all values), and Newton then takes every K whose BIC comes
+    within ``_BIC_MARGIN`` of the row's best to its exact maximum on all values. A K further
+    behind could not overtake: what is left to gain after EM is far below the margin."""
+    n = x.shape[1]
+    unit = robust_unit(x)
+    floor = FLOOR * unit
+    loc1, s1, w1, ll1 = _one_component(x, floor)
+    fits = [(loc1, s1, w1, ll1, np.ones(x.shape[0], bool))]
+    long_row = x.shape[0] == 1 and n > 2 * _SUBSAMPLE
+    coarse = strided_quantiles(x, _SUBSAMPLE) if long_row else x
+    for k in range(2, K_MAX + 1):
+        fit = squarem(coarse, *_start(coarse, k, unit, floor), unit, floor, tol=_EM_TOL,
+                      max_cycles=_EM_CYCLES)
+        if long_row:  # the EM result's likelihood on all values; only Newton gives a verdict
+            fit = (*fit[:3], e_pass(x, *fit[:3], stats=False)[0], np.zeros(1, bool))
+        fits.append(fit)
+    bic = _bic(fits, n)
+    near = bic <= bic.min(axis=1, keepdims=True) + _BIC_MARGIN
+    for k in range(2, K_MAX + 1):
+        rows = np.flatnonzero(near[:, k - 1])
+        if rows.size:
+            fits[k - 1] = _polish(x, fits[k - 1], floor, rows)
+    return fits, floor
+
+
+class GaussianScaleMixture(Family):
+    name = "gsm"
+    label = "Gaussian scale mixture"
+    aliases = ("scale-mixture", "scale mixture", "gaussian-mixture", "gaussian scale mixture")
+    color, marker = "#bcbd22", "*"
+    n_params = 2 * K_MAX
+    shape_names = ("K", *(f"w{k}" for k in range(1, K_MAX + 1)),
+                   *(f"r{k}" for k in range(1, K_MAX + 1)))
+    null_tables = False
+    bootstrap_replicates = 199
+    default = False
+    group = "mixtures"
+    # For generic optimizers: K is a count (the density reads round(K)), weights are renormalized.
+    shape_bounds = ((1.0, float(K_MAX)), *(((1e-6, 1.0),) * K_MAX), *(((1e-3, 1e3),) * K_MAX))
+    shape_start = (float(K_MAX), *([1.0 / K_MAX] * K_MAX), 0.4, 0.7, 1.1, 1.8)
+    shape_display = ShapeDisplay(symbol="K", title="Gaussian scale mixture: components (BIC)",
+                                 shown_up_to=float(K_MAX), beyond="", digits=1)
+
+    def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
+        """Fit K = 1..K_MAX to every row and keep each row's BIC choice. ``start`` is not used:
+        the observed fit must be made exactly as the bootstrap refits it."""
+        rows, n = x.shape
+        fits, floor = fit_all_k(x)
+        best = np.argmin(_bic(fits, n), axis=1)
+        loc = np.empty(rows)
+        ll = np.empty(rows)
+        conv = np.empty(rows, bool)
+        s = np.ones((rows, K_MAX))
+        w = np.zeros((rows, K_MAX))
+        for k, (f_loc, f_s, f_w, f_ll, f_conv) in enumerate(fits):
+            sel = best == k
+            loc[sel], ll[sel], conv[sel] = f_loc[sel], f_ll[sel], f_conv[sel]
+            s[sel, :k + 1], w[sel, :k + 1] = f_s[sel], f_w[sel]
+        active = w > 0
+        scale = np.sqrt((w * s * s).sum(axis=1))
+        ratio = np.where(active, s / scale[:, None], 1.0)
+        at_bound = (active & (s <= floor[:, None] * (1 + 1e-9))).any(axis=1)
+        k_used = best + 1.0
+        shapes = [k_used, *w.T, *ratio.T]
+        return BatchFit(loc, scale, shapes[0], ll, at_bound, np.full(rows, np.nan), conv,
+                        more=tuple(shapes[1:]), n_params=2 * (best + 1))
+
+    def bound_flag(self, shape: float) -> str:
+        return (f"gsm_component_at_floor: a component's scale stopped at {FLOOR:g} of the robust "
+                "spread (a near point mass)")
+
+    def fit_note(self, theta: tuple[float, ...]) -> str:
+        k, w, r = _components(theta[2:])
+        if k == 1:
+            return "1 Gaussian component (the Gaussian fit)"
+        parts = [f"{100 * wi:.0f}% at {ri:.2g}" for wi, ri in zip(w, r, strict=True)]
+        return (f"{k} Gaussian components with a common centre: " + ", ".join(parts)
+                + " times the mixture's standard deviation")
+
+    def logpdf(self, x, loc, scale, *shapes):
+        k, w, r = _arrays(shapes)
+        z = (np.asarray(x, dtype=float) - loc) / scale
+        with np.errstate(divide="ignore"):  # unused components: log(0) = -inf drops them
+            terms = [np.log(wi) - np.log(ri) - 0.5 * (z / ri) ** 2
+                     for wi, ri in zip(w, r, strict=True)]
+            return special.logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0) \
+                - 0.5 * _LOG_2PI - np.log(scale)
+
+    def cdf(self, x, loc, scale, *shapes):
+        _, w, r = _arrays(shapes)
+        z = (np.asarray(x, dtype=float) - loc) / scale
+        return sum(wi * special.ndtr(z / ri) for wi, ri in zip(w, r, strict=True))
+
+    def standard_rvs(self, rng, size, *shapes):
+        k, w, r = _components(shapes)
+        which = rng.choice(k, size=size, p=w)
+        return rng.standard_normal(size) * np.asarray(r)[which]
+
+    def frozen(self, loc, scale, *shapes):
+        return FrozenGSM(self, float(loc), float(scale), tuple(float(v) for v in shapes))
+
+
+def _k_of(value) -> np.ndarray:
+    return np.clip(np.rint(value), 1, K_MAX)
+
+
+def _arrays(shapes):
+    """Weights (renormalized over the first K components, zero beyond) and ratios, broadcastable
+    arrays per component; scalars or per-row arrays alike."""
+    k = _k_of(np.asarray(shapes[0], dtype=float))
+    w_raw = [np.where(j < k, np.asarray(shapes[1 + j], dtype=float), 0.0) for j in range(K_MAX)]
+    total = sum(w_raw)
+    w = [wj / total for wj in w_raw]
+    r = [np.where(j < k, np.asarray(shapes[1 + K_MAX + j], dtype=float), 1.0) for j in range(K_MAX)]
+    return k, w, r
+
+
+def _components(shapes) -> tuple[int, np.ndarray, np.ndarray]:
+    """K and the K used (weight, ratio) pairs of one scalar parameter set."""
+    k = int(_k_of(float(shapes[0])))
+    w = np.asarray(shapes[1:1 + k], dtype=float)
+    return k, w / w.sum(), np.asarray(shapes[1 + K_MAX:1 + K_MAX + k], dtype=float)
+
+
+class FrozenGSM:
+    """A fitted mixture with scipy's frozen-distribution interface; ``ppf`` by bisection between
+    the components' own quantiles, which bracket the mixture's."""
+
+    def __init__(self, family: GaussianScaleMixture, loc: float, scale: float, shapes: tuple):
+        self.family, self.loc, self.scale, self.shapes = family, loc, scale, shapes
+        self.k, self.w, self.r = _components(shapes)
+
+    def logpdf(self, x):
+        return self.family.logpdf(x, self.loc, self.scale, *self.shapes)
+
+    def pdf(self, x):
+        return np.exp(self.logpdf(x))
+
+    def cdf(self, x):
+        return self.family.cdf(x, self.loc, self.scale, *self.shapes)
+
+    def sf(self, x):
+        return self.family.cdf(2 * self.loc - np.asarray(x, dtype=float), self.loc, self.scale,
+                               *self.shapes)
+
+    def _standard_lower(self, p: np.ndarray) -> np.ndarray:
+        """Standardized quantile of lower-tail probabilities p <= 1/2."""
+        zq = special.ndtri(p)[..., None] * self.r  # the components' quantiles bracket the mixture's
+        lo, hi = zq.min(axis=-1), zq.max(axis=-1)
+        for _ in range(100):
+            mid = 0.5 * (lo + hi)
+            below = sum(wi * special.ndtr(mid / ri) for wi, ri in zip(self.w, self.r, strict=True)) < p
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            if np.all(hi - lo <= 1e-15 * np.maximum(np.abs(hi), 1e-300)):
+                break
+        return 0.5 * (lo + hi)
+
+    def ppf(self, q):
+        q = np.asarray(q, dtype=float)
+        upper = q > 0.5
+        z = self._standard_lower(np.where(upper, 1.0 - q, q))
+        z = np.where(upper, -z, z)
+        z = np.where(q == 0.5, 0.0, z)
+        z = np.where((q < 0) | (q > 1) | np.isnan(q), np.nan, z)
+        return self.loc + self.scale * z
+
+    def isf(self, q):
+        return self.ppf(1.0 - np.asarray(q, dtype=float))
+
+    def rvs(self, size=None, random_state=None):
+        rng = np.random.default_rng(random_state)
+        shape = () if size is None else size
+        return self.loc + self.scale * self.family.standard_rvs(rng, shape, *self.shapes)
+
+    def mean(self) -> float:
+        return self.loc
+
+    def median(self) -> float:
+        return self.loc
+
+    def std(self) -> float:
+        return self.scale * float(np.sqrt((self.w * self.r**2).sum()))
+
+    def var(self) -> float:
+        return self.std() ** 2
+
+    def interval(self, confidence: float):
+        return self.ppf((1 - confidence) / 2), self.ppf((1 + confidence) / 2)
+
+
+__all__ = ["GaussianScaleMixture", "K_MAX", "fit_all_k", "e_pass"]
