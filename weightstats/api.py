@@ -1,47 +1,22 @@
-"""Library entry point: :func:`fit_model` fits every selected layer of a model."""
+"""Library entry points: :func:`fit_model` fits every selected layer of a model,
+:func:`compare_models` fits several models (or one model's groups) side by side.
+
+Every option goes through :mod:`weightstats.options` before a spec is resolved; the layers run
+on :func:`weightstats.fitting.runner.fit_layers`; progress reaches the caller through an
+``on_layer(done, total, name)`` callback (the CLI draws its bar from it).
+"""
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from weightstats.errors import OptionError, WeightstatsError
+from weightstats.layers import DEFAULT_KINDS
 from weightstats.report.model_report import LayerResult, ModelReport, source_identity
 
-DEFAULT_FAMILIES = ("normal", "laplace", "t", "gennorm")
-DEFAULT_KINDS = ("conv", "linear", "embedding")
-
-
-def check_options(
-    *,
-    families: str | Iterable[str],
-    kinds: str | Iterable[str],
-    min_size: int,
-    ks_sample: int,
-    ks_replicates: int,
-    jobs: int,
-    seed: int = 0,
-    layers: str | None = None,
-    per_channel: bool = False,
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Validate every option (see :func:`weightstats.options.check_model_options`); return the
-    canonical (families, kinds). The CLI calls it before any spec is resolved.
-
-    Raises
-    ------
-    OptionError
-        One line naming the bad value and the valid ones.
-    """
-    from weightstats.options import check_model_options
-
-    checked = check_model_options(families=families, kinds=kinds, layers=layers,
-                                  min_size=min_size, ks_sample=ks_sample,
-                                  ks_replicates=ks_replicates, seed=seed, jobs=jobs,
-                                  per_channel=per_channel)
-    return checked["families"], checked["kinds"]
+OnLayer = Callable[[int, int, str], None]
 
 
 def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
@@ -64,92 +39,10 @@ def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
     )
 
 
-def _fit_serial(tensors: list[Any], families: tuple[str, ...], kwargs: dict[str, Any],
-                tick: Callable[[str], None]) -> Iterator[Any]:
-    from weightstats.fitting import fit_tensor
-
-    for t in tensors:
-        array = t.load()
-        fit = fit_tensor(array, families, **kwargs)
-        del array  # one tensor in memory at a time
-        tick(t.name)
-        yield fit
-
-
-class _Job:
-    """One layer's fit on a worker thread: its result or its exception."""
-
-    __slots__ = ("done", "error", "result")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-def _fit_threads(tensors: list[Any], families: tuple[str, ...], kwargs: dict[str, Any],
-                 jobs: int, tick: Callable[[str], None]) -> Iterator[Any]:
-    """Fit on ``jobs`` threads, results in layer order.
-
-    NumPy and scipy.special release the GIL inside every pass, and the fitter makes no BLAS
-    calls (idle OpenBLAS threads spin and would compete), so threads scale where processes
-    would first spend seconds starting and pickling. Arrays are loaded here, in order (loaders
-    share open files), and at most ``jobs + 1`` are in flight, which bounds memory. The threads
-    are daemons: Ctrl-C returns at once instead of waiting for the fits still running.
-    """
-    from weightstats.fitting import fit_tensor
-
-    work: queue.Queue[tuple[_Job, Any] | None] = queue.Queue()
-
-    def worker() -> None:
-        while (item := work.get()) is not None:
-            job, array = item
-            try:
-                job.result = fit_tensor(array, families, **kwargs)
-            except BaseException as err:  # handed to the caller, which re-raises it
-                job.error = err
-            finally:
-                del array, item
-                job.done.set()
-
-    threads = [threading.Thread(target=worker, name=f"weightstats-fit-{i}", daemon=True)
-               for i in range(jobs)]
-    for thread in threads:
-        thread.start()
-    pending: deque[tuple[Any, _Job]] = deque()
-
-    def finish() -> Any:
-        layer, job = pending.popleft()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        tick(layer.name)
-        return job.result
-
-    try:
-        for layer in tensors:
-            job = _Job()
-            work.put((job, layer.load()))
-            pending.append((layer, job))
-            if len(pending) > jobs:
-                yield finish()
-        while pending:
-            yield finish()
-    finally:
-        # On an error or Ctrl-C, drop the queued layers; running fits end on their own.
-        while True:
-            try:
-                work.get_nowait()
-            except queue.Empty:
-                break
-        for _ in threads:
-            work.put(None)
-
-
 def fit_model(
     spec_or_module: Any,
     *,
-    families: str | Sequence[str] = DEFAULT_FAMILIES,
+    families: str | Sequence[str] | None = None,
     kinds: str | Sequence[str] = DEFAULT_KINDS,
     layers: str | None = None,
     min_size: int = 1,
@@ -159,7 +52,7 @@ def fit_model(
     seed: int = 0,
     jobs: int = 1,
     allow_pickle: bool = False,
-    progress: bool = False,
+    on_layer: OnLayer | None = None,
 ) -> ModelReport:
     """Fit each selected weight tensor of a model against the chosen families.
 
@@ -167,10 +60,15 @@ def fit_model(
     ----------
     spec_or_module : str, os.PathLike, torch.nn.Module, Mapping or ModelSource
         Anything :func:`weightstats.sources.resolve` accepts (or an already resolved source).
-    families : sequence of str or comma-separated str
-        Families to fit ("normal", "laplace", "t", "gennorm").
+    families : str, sequence of str or None
+        Families to fit, as a comma list or a sequence; None: the registry's default families.
+        Any spelling the registry knows (name, display label or alias, in any case:
+        ``"Gaussian"``, ``"student-t"``, ``"generalized normal"``); ``"all"``: every registered
+        family; a group name (``"mixtures"``): the families of that group; ``"+X"``: the
+        defaults plus X (``"+mixtures"``). The report lists canonical names, each once, in the
+        order given (see :func:`weightstats.options.check_families`).
     kinds : sequence of str or comma-separated str
-        Layer kinds to include.
+        Layer kinds to include ("all" for every kind).
     layers : str, optional
         Name glob, or ``"re:<regex>"``.
     min_size : int
@@ -189,8 +87,11 @@ def fit_model(
     allow_pickle : bool
         Allow pickle checkpoints and TorchScript archives that need their code run (runs code
         from the file: trusted files only). Off, no format runs code from the file.
-    progress : bool
-        Show a rich progress bar on stderr.
+    on_layer : callable, optional
+        Progress: ``on_layer(done, total, name)`` is called in the calling thread once per
+        selected layer, in layer order, after that layer is fitted (``done`` = 1 .. ``total``,
+        ``name`` the tensor's name, file content: print it with care). An exception it raises
+        (KeyboardInterrupt included) stops the run and reaches the caller.
 
     Returns
     -------
@@ -209,31 +110,18 @@ def fit_model(
     opt = check_model_options(families=families, kinds=kinds, layers=layers, min_size=min_size,
                               ks_sample=ks_sample, ks_replicates=ks_replicates, seed=seed,
                               jobs=jobs, per_channel=per_channel)
-    fams, kds, layers, min_size, jobs = (opt["families"], opt["kinds"], opt["layers"],
-                                         opt["min_size"], opt["jobs"])
-    ks_sample, ks_replicates, seed = opt["ks_sample"], opt["ks_replicates"], opt["seed"]
     from weightstats.layers import select
     from weightstats.sources import resolve
 
     source = spec_or_module
     if not (hasattr(source, "tensors") and hasattr(source, "name")):
         source = resolve(spec_or_module, allow_pickle=allow_pickle)
-    selected = list(select(source.tensors(), kinds=kds, pattern=layers, min_size=int(min_size)))
+    selected = list(select(source.tensors(), kinds=opt["kinds"], pattern=opt["layers"],
+                           min_size=opt["min_size"]))
     if not selected:
-        raise _no_layers_error(source, kds, layers, int(min_size))
+        raise _no_layers_error(source, opt["kinds"], opt["layers"], opt["min_size"])
 
-    kwargs = {"seed": int(seed), "ks_sample": int(ks_sample),
-              "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel)}
-    options = {"families": ",".join(fams), "kinds": ",".join(kds), "layers": layers,
-               "min_size": int(min_size), "per_channel": bool(per_channel),
-               "ks_sample": int(ks_sample), "ks_replicates": int(ks_replicates),
-               "seed": int(seed)}
-
-    fits: list[Any] = []
-    with _progress(progress, len(selected), source.name) as tick:
-        stream = (_fit_serial(selected, fams, kwargs, tick) if jobs == 1 or len(selected) == 1
-                  else _fit_threads(selected, fams, kwargs, int(jobs), tick))
-        fits.extend(stream)
+    fits = _fit_selected(selected, opt, on_layer)
     results = [
         LayerResult(name=t.name, kind=t.kind, group=t.group, shape=tuple(t.shape),
                     dtype=t.dtype, index=i, fit=fit)
@@ -242,47 +130,98 @@ def fit_model(
     for t, fit in zip(selected, fits, strict=True):
         # What the source read differently (quantized, sparse, expanded) and tied names.
         fit.notes.extend(getattr(t, "notes", []))
+    options = {"families": ",".join(opt["families"]), "kinds": ",".join(opt["kinds"]),
+               **{k: opt[k] for k in ("layers", "min_size", "per_channel", "ks_sample",
+                                      "ks_replicates", "seed")}}
     # Recorded without local folder names: the report does not depend on how a path was typed.
     spec, description = source_identity(source)
-    return ModelReport(model=source.name, spec=spec, layers=results, families=fams,
+    return ModelReport(model=source.name, spec=spec, layers=results, families=opt["families"],
                        options=options, description=description)
 
 
-class _progress:
-    """Context manager yielding ``tick(layer_name)``; a rich bar on stderr when enabled."""
+def _fit_selected(selected: Sequence[Any], opt: dict[str, Any],
+                  on_layer: OnLayer | None) -> list[Any]:
+    """Every selected layer's ``fit_tensor`` with the checked options, in layer order."""
+    from weightstats import fitting
+    from weightstats.fitting.runner import fit_layers
 
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self.enabled, self.total, self.label = enabled, total, label
-        self._bar: Any = None
+    fit_tensor = fitting.fit_tensor  # looked up per call: tests may replace it
+    families = opt["families"]
+    kwargs = {k: opt[k] for k in ("seed", "ks_sample", "ks_replicates", "per_channel")}
 
-    def __enter__(self) -> Callable[[str], None]:
-        if not self.enabled:
-            return lambda name: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    def fit(array: Any) -> Any:
+        return fit_tensor(array, families, **kwargs)
 
-        from weightstats.text import terminal
+    return list(fit_layers(selected, fit, jobs=opt["jobs"], on_layer=on_layer))
 
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                             TextColumn("{task.fields[layer]}", markup=False),
-                             console=Console(stderr=True), transient=True)
-        self._bar.start()
-        task = self._bar.add_task(f"fitting {self.label}", total=self.total, layer="")
 
-        def tick(name: str) -> None:
-            # A layer name is file content: never markup, never raw control characters.
-            self._bar.update(task, advance=1, layer=terminal(name))
+def compare_models(
+    specs: Sequence[Any],
+    *,
+    families: str | Sequence[str] | None = None,
+    kinds: str | Sequence[str] = DEFAULT_KINDS,
+    layers: str | None = None,
+    min_size: int = 1,
+    per_channel: bool = False,
+    ks_sample: int = 5000,
+    ks_replicates: int = 10_000,
+    seed: int = 0,
+    jobs: int = 1,
+    allow_pickle: bool = False,
+    on_layer: OnLayer | None = None,
+) -> list[ModelReport]:
+    """Fit several models with the same options, for side-by-side comparison.
 
-        return tick
+    Parameters
+    ----------
+    specs : list or tuple
+        Two or more of anything :func:`fit_model` accepts; or one model whose layers fall in
+        groups (top-level name prefixes such as encoder/decoder), compared group by group (a
+        single spec outside a list counts as one model).
+    families : str, sequence of str or None
+        As in :func:`fit_model`: any spelling, ``"all"``, a group, ``"+X"``.
+    kinds, layers, min_size, per_channel, ks_sample, ks_replicates, seed, jobs, allow_pickle
+        As in :func:`fit_model`, the same for every model.
+    on_layer : callable, optional
+        ``on_layer(done, total, name)`` as in :func:`fit_model`, for each model in turn:
+        ``done`` runs from 1 to that model's ``total`` and starts again at 1 for the next.
 
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    Returns
+    -------
+    list of ModelReport
+        One per model (or group), names made unique (a second ``resnet18`` is ``resnet18-2``);
+        write them with :func:`weightstats.report.compare.save_compare`.
+
+    Raises
+    ------
+    OptionError
+        Invalid options (checked before any spec is resolved), or a single model without
+        groups.
+    """
+    from weightstats.options import check_model_options
+
+    opt = check_model_options(families=families, kinds=kinds, layers=layers, min_size=min_size,
+                              ks_sample=ks_sample, ks_replicates=ks_replicates, seed=seed,
+                              jobs=jobs, per_channel=per_channel)
+    models = list(specs) if isinstance(specs, list | tuple) else [specs]
+    reports = [fit_model(spec, **opt, allow_pickle=allow_pickle, on_layer=on_layer)
+               for spec in models]
+    if len(reports) == 1:
+        from weightstats.report.compare import split_groups
+
+        reports = split_groups(reports[0])
+        if len(reports) < 2:
+            raise OptionError("compare needs two or more SPECs, or one model with groups "
+                              "(top-level name prefixes such as encoder/decoder)")
+    unique_names(reports)
+    return reports
+
+
+def unique_names(reports: Sequence[ModelReport]) -> None:
+    """Two reports with the same short name (resnet18 twice) get -2, -3 suffixes, in place."""
+    seen: dict[str, int] = {}
+    for rep in reports:
+        n = seen.get(rep.model, 0) + 1
+        seen[rep.model] = n
+        if n > 1:
+            rep.model = f"{rep.model}-{n}"

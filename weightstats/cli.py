@@ -96,31 +96,58 @@ def main(argv: Sequence[str] | None = None) -> None:
         cli.main(args=argv, prog_name="weightstats")
 
 
+class _WholeNumber(click.ParamType):
+    """A whole-number option: the text becomes the number it spells ("5e3" too) and
+    :mod:`weightstats.options` judges it, with the library's messages."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from weightstats.options import number_from_text
+
+        return number_from_text(value)
+
+
+WHOLE = _WholeNumber()
+
+
+class _FamiliesOption(click.Option):
+    """``--families``: its help and default come from the family registry, which is read only
+    when the help is shown (it loads scipy; ``weightstats --help`` stays fast)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from weightstats.fitting.families import DEFAULT_FAMILIES
+        from weightstats.options import describe_families
+
+        self.help = f"{describe_families()}  [default: {','.join(DEFAULT_FAMILIES)}]"
+        return super().get_help_record(ctx)
+
+
 def _fit_options(f: Any) -> Any:
     """Options shared by ``fit`` and ``compare``."""
     opts = [
-        click.option("--families", default="normal,laplace,t,gennorm", show_default=True,
-                     help="Comma list of families: normal, laplace, t, gennorm (aliases such "
-                          "as gaussian, student-t, generalized-normal work too)."),
+        # None: the registry's default families (weightstats.options.check_families).
+        click.option("--families", cls=_FamiliesOption, default=None, metavar="LIST"),
         click.option("--kinds", default="conv,linear,embedding", show_default=True,
                      help="Comma list of layer kinds: conv, linear, embedding, norm, bias, other."),
         click.option("--layers", default=None, help="Layer-name glob, or re:<regex>."),
-        click.option("--min-size", type=int, default=1, show_default=True,
+        click.option("--min-size", type=WHOLE, default=1, show_default=True,
                      help="Skip tensors with fewer weights."),
         click.option("--per-channel", is_flag=True,
                      help="Remove each output channel's own mean and scale (exact Gaussian scores) before fitting."),
-        click.option("--ks-sample", type=int, default=5000, show_default=True,
+        click.option("--ks-sample", type=WHOLE, default=5000, show_default=True,
                      help="Weights subsampled for the KS test."),
-        click.option("--ks-replicates", type=int, default=10_000, show_default=True,
+        click.option("--ks-replicates", type=WHOLE, default=10_000, show_default=True,
                      help="Parametric-bootstrap replicates for the KS and Anderson-Darling p-values (10,000: the shipped tables; other counts are simulated once and cached)."),
-        click.option("--seed", type=int, default=0, show_default=True,
+        click.option("--seed", type=WHOLE, default=0, show_default=True,
                      help="Random seed (0 to 2**64 - 1)."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
                      help="Report directory (default reports/<model>/)."),
         click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
                      help="Comma list of outputs: csv, md, json, html, png."),
         click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
-        click.option("--jobs", type=int, default=1, show_default=True,
+        click.option("--jobs", type=WHOLE, default=1, show_default=True,
                      help="Layers fitted at once, on threads, 1 to 256 (results identical to "
                           "--jobs 1)."),
         click.option("--allow-pickle", is_flag=True,
@@ -139,35 +166,72 @@ def cli(debug: bool) -> None:
     """Are trained weights Gaussian, Laplace or heavy-tailed? Per-layer fits and reports."""
 
 
-def _run_fits(specs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
-    from weightstats.api import check_options, fit_model
+def _fit_kwargs(opts: dict[str, Any]) -> dict[str, Any]:
+    """The fitting options, checked by the library's one validator before anything is read
+    (:func:`weightstats.options.check_model_options`), and the output formats."""
+    from weightstats.options import check_model_options
     from weightstats.report.tables import check_formats
 
-    # Validate everything before any (slow) fitting starts.
-    check_options(families=opts["families"], kinds=opts["kinds"], min_size=opts["min_size"],
-                  ks_sample=opts["ks_sample"], ks_replicates=opts["ks_replicates"],
-                  jobs=opts["jobs"], seed=opts["seed"], layers=opts["layers"],
-                  per_channel=opts["per_channel"])
+    checked = check_model_options(**{k: opts[k] for k in _MODEL_OPTIONS})
     check_formats(opts["formats"].split(","))
-    progress = sys.stderr.isatty()
-    return [
-        fit_model(spec, families=opts["families"], kinds=opts["kinds"], layers=opts["layers"],
-                  min_size=opts["min_size"], per_channel=opts["per_channel"],
-                  ks_sample=opts["ks_sample"], ks_replicates=opts["ks_replicates"],
-                  seed=opts["seed"], jobs=opts["jobs"], allow_pickle=opts["allow_pickle"],
-                  progress=progress)
-        for spec in specs
-    ]
+    return {**checked, "allow_pickle": opts["allow_pickle"]}
 
 
-def _unique_names(reports: Sequence[Any]) -> None:
-    """Two specs with the same short name (resnet18 twice) get -2, -3 suffixes."""
-    seen: dict[str, int] = {}
-    for rep in reports:
-        n = seen.get(rep.model, 0) + 1
-        seen[rep.model] = n
-        if n > 1:
-            rep.model = f"{rep.model}-{n}"
+_MODEL_OPTIONS = ("families", "kinds", "layers", "min_size", "ks_sample", "ks_replicates",
+                  "seed", "jobs", "per_channel")
+
+
+def _run_fits(specs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
+    from weightstats.api import fit_model
+
+    kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
+    reports = []
+    for spec in specs:
+        with _progress(sys.stderr.isatty(), spec) as on_layer:
+            reports.append(fit_model(spec, **kwargs, on_layer=on_layer))
+    return reports
+
+
+class _progress:
+    """Context manager yielding an ``on_layer(done, total, name)`` callback for the library:
+    a rich bar on stderr when enabled, else None."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled, self.label = enabled, label
+        self._bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        # The label (a spec) and layer names are file content: never markup, never raw
+        # control characters.
+        self._bar = Progress(TextColumn("{task.description}", markup=False, style="bold"),
+                             BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             TimeRemainingColumn(),
+                             TextColumn("{task.fields[layer]}", markup=False),
+                             console=Console(stderr=True), transient=True)
+        self._bar.start()
+        # The total is known once the layers are selected: the first callback brings it.
+        task = self._bar.add_task(terminal(f"fitting {self.label}"), total=None, layer="")
+
+        def on_layer(done: int, total: int, name: str) -> None:
+            self._bar.update(task, completed=done, total=total, layer=terminal(name))
+
+        return on_layer
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def _console() -> Any:
@@ -205,14 +269,22 @@ def print_layer_table(report: Any) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from weightstats.report.model_report import family_label
-    from weightstats.report.tables import ADEQUACY_LABELS, fmt, fmt_df
+    from weightstats.report.text import (
+        ADEQUACY_LABELS,
+        displayed,
+        family_label,
+        fmt,
+        fmt_shape,
+        shape_column,
+        shape_header,
+    )
 
     # Names come from the weights file: Text cells are never parsed as rich markup, and
     # terminal() shows control characters escaped instead of sending them to the terminal.
     table = Table(title=Text(f"{terminal(report.model)}: per-layer fits"), title_justify="left")
-    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "fit", "t df",
-                "gennorm β"):
+    shapes = displayed(report.families)  # one column per fitted family's shape parameter
+    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "fit",
+                *(shape_header(fam) for fam in shapes)):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
     for fam in report.families:
         table.add_column(f"D {fam}", justify="right")
@@ -222,8 +294,8 @@ def print_layer_table(report: Any) -> None:
                  family_label(row["best_aic"]) if _is_name(row["best_aic"]) else row["status"],
                  fmt(row["delta_aic"], 3),
                  family_label(row["best_bic"]) if _is_name(row["best_bic"]) else "",
-                 ADEQUACY_LABELS.get(row.get("adequacy"), ""),
-                 fmt_df(row["t_df"]), fmt(row["gennorm_beta"], 3)]
+                 ADEQUACY_LABELS.get(row.get("adequacy"), "")]
+        cells += [fmt_shape(row[shape_column(fam)], fam) for fam in shapes]
         cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
         cells.append(fmt(row["excess_kurtosis"], 3))
         table.add_row(*[Text(terminal(c)) for c in cells])
@@ -241,11 +313,12 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
     _check_out(opts["out"], len(specs), opts["formats"], opts["no_plots"])
     from rich.text import Text
 
+    from weightstats.api import unique_names
     from weightstats.fitting.compare import AIC_NOTE_SHORT
-    from weightstats.report.tables import no_fit_lines
+    from weightstats.report.tables import fit_note_lines, no_fit_lines
 
     reports = _run_fits(specs, opts)
-    _unique_names(reports)
+    unique_names(reports)
     console = _console()
     failed: list[tuple[str, Exception]] = []
     for rep in reports:
@@ -261,6 +334,8 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
             console.print(Text(terminal(sentence), style="bold"), highlight=False)
             for line in no_fit_lines(info):  # which layers no family fits, and why
                 console.print(Text(terminal(f"no family fits {line}")), highlight=False)
+            for line in fit_note_lines(rep, best_only=True):  # a winning mixture, in words
+                console.print(Text(terminal(line)), highlight=False)
             console.print(terminal(f"By AIC: {info['aic_sentence']} ({AIC_NOTE_SHORT}; BIC is "
                                    "consistent.)"), highlight=False, markup=False)
             path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
@@ -292,17 +367,14 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
 
     With a single SPEC, its groups (e.g. a VAE's encoder and decoder) are compared.
     """
-    from weightstats.errors import OptionError
-    from weightstats.report.compare import compare_display, save_compare, split_groups
+    from weightstats.api import compare_models
+    from weightstats.report.compare import compare_display, save_compare
 
     _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
-    reports = _run_fits(specs, opts)
-    if len(reports) == 1:
-        reports = split_groups(reports[0])
-        if len(reports) < 2:
-            raise OptionError("compare needs two or more SPECs, or one model with groups "
-                              "(top-level name prefixes such as encoder/decoder)")
-    _unique_names(reports)
+    kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
+    label = specs[0] if len(specs) == 1 else f"{len(specs)} models"
+    with _progress(sys.stderr.isatty(), label) as on_layer:
+        reports = compare_models(list(specs), **kwargs, on_layer=on_layer)
     names = [r.model.replace(":", "-") for r in reports]
     out = opts["out"] or Path("reports") / ("compare-" + "-vs-".join(names))
     from rich.table import Table

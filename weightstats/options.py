@@ -68,6 +68,20 @@ def whole_number(value: Any, name: str, *, low: int, high: int | None = None,
     return number
 
 
+def number_from_text(value: Any) -> Any:
+    """Command-line text as the number it spells (``"5e3"`` -> 5000.0), for :func:`whole_number`
+    to judge exactly as it judges a library caller's value; text that is no number is returned
+    unchanged and refused there with the same message."""
+    if not isinstance(value, str):
+        return value
+    for parse in (int, float):
+        try:
+            return parse(value.strip())
+        except ValueError:
+            pass
+    return value
+
+
 def _items(value: Any, what: str) -> list[str]:
     """``"a,b"`` or an iterable of strings as a list of stripped, non-blank strings."""
     if isinstance(value, str):
@@ -83,37 +97,121 @@ def _items(value: Any, what: str) -> list[str]:
     return [v.strip() for v in items if v.strip()]
 
 
+ALL_FAMILIES = "all"  # every registered family
+ADD = "+"  # "+X": the default families, then X
+
+
+def _spelling(text: str) -> str:
+    """The registry's spelling rule: case, '-', '_' and spaces do not matter."""
+    return "".join(ch for ch in text.strip().lower() if ch not in "-_ ")
+
+
+def _groups() -> dict[str, tuple[str, ...]]:
+    """Each registered group (``mixtures``) and its families, in registry order."""
+    from weightstats.fitting.families import FAMILIES, families_in_group
+
+    names = dict.fromkeys(f.group for f in FAMILIES.values() if f.group)
+    return {group: families_in_group(group) for group in names}
+
+
+def _suggest(item: str) -> str:
+    """`` (did you mean X?)`` for a near miss among every accepted spelling, else ''."""
+    import difflib
+
+    from weightstats.fitting.families import FAMILIES
+
+    table = {_spelling(s): f.name for f in FAMILIES.values() for s in (f.name, f.label, *f.aliases)}
+    table.update({_spelling(g): g for g in _groups()})
+    table[ALL_FAMILIES] = ALL_FAMILIES
+    close = difflib.get_close_matches(_spelling(item), list(table), n=1, cutoff=0.6)
+    return f" (did you mean {table[close[0]]}?)" if close else ""
+
+
+def _unknown_family(item: str) -> OptionError:
+    from weightstats.fitting.families import FAMILIES
+
+    groups = "".join(f", {g} or +{g}" for g in _groups())
+    return OptionError(f"unknown family {item[:60]}{_suggest(item.lstrip(ADD))}; valid families: "
+                       f"{','.join(FAMILIES)} (any spelling of a name or label), "
+                       f"{ALL_FAMILIES}{groups}; +NAME adds to the defaults")
+
+
+def _expand(item: str) -> tuple[str, ...]:
+    """One item of a family list: a family in any spelling, a group, ``all`` or ``+X``."""
+    from weightstats.fitting.families import DEFAULT_FAMILIES, FAMILIES, get_family
+
+    if item.startswith(ADD):
+        added = _expand(item[1:].strip())
+        return (*DEFAULT_FAMILIES, *added) if added else ()
+    key = _spelling(item)
+    if key == ALL_FAMILIES:
+        return tuple(FAMILIES)
+    for group, names in _groups().items():
+        if key == _spelling(group):
+            return names
+    try:
+        return (get_family(item).name,)
+    except OptionError:
+        return ()
+
+
 def check_families(families: Any) -> tuple[str, ...]:
-    """Canonical family names, in the order given; aliases resolve through the registry.
+    """Canonical family names, deduplicated, in the order given.
+
+    Each comma-separated item (or sequence element) is a family in any spelling the registry
+    knows (name, display label or alias: ``Gaussian``, ``student-t``, ``generalized normal``),
+    a group of families (``mixtures``: every registered family of that group), ``all`` (every
+    registered family), or ``+X``: the default families followed by X (``+mixtures``). None
+    means the default families.
 
     Raises
     ------
     OptionError
-        Unknown name, none given, or the same family twice (``normal,gaussian``).
+        An unknown item (with a did-you-mean), or none given.
     """
-    from weightstats.fitting.families import FAMILIES, get_family
+    from weightstats.fitting.families import DEFAULT_FAMILIES, FAMILIES
 
-    valid = ",".join(FAMILIES)
+    if families is None:
+        return DEFAULT_FAMILIES
     given = _items(families, "families")
     if not given:
-        raise OptionError(f"no families given; choose from {valid}")
-    names = []
+        raise OptionError(f"no families given; choose from {','.join(FAMILIES)} or "
+                          f"{ALL_FAMILIES}")
+    names: list[str] = []
     for item in given:
-        try:
-            names.append(get_family(item).name)
-        except OptionError:
-            raise OptionError(f"unknown family {item}; valid families: {valid} (aliases such as "
-                              "gaussian, student-t, generalized-normal work too)") from None
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise OptionError(f"families listed twice: {', '.join(given)} ({', '.join(twice)} "
-                          "more than once): name each family once")
-    return tuple(names)
+        expanded = _expand(item)
+        if not expanded:
+            raise _unknown_family(item)
+        names.extend(expanded)
+    return tuple(dict.fromkeys(names))
+
+
+def describe_families() -> str:
+    """What ``--families`` accepts, from the registry (the CLI's help text)."""
+    from weightstats.fitting.families import FAMILIES
+
+    def shown(f: Any) -> str:
+        return f.name if f.label.lower() == f.name else f"{f.name} ({f.label})"
+
+    fams = list(FAMILIES.values())
+    labelled = [f for f in fams if f.label.lower() != f.name][:1]
+    examples = [f.label for f in labelled] + [
+        a for f in fams if f not in labelled for a in f.aliases if "-" in a][:1]
+    text = "Comma list of distribution families, each a name, label or alias in any case"
+    text += f" (e.g. {', '.join(examples)})." if examples else "."
+    text += f" Fitted by default: {', '.join(shown(f) for f in fams if f.default)}."
+    off = [shown(f) for f in fams if not f.default and not f.group]
+    if off:
+        text += f" Also: {', '.join(off)}."
+    for group, names in _groups().items():
+        text += f" Group {group}: {', '.join(FAMILIES[n].label for n in names)}."
+    example = f" (e.g. {', '.join('+' + g for g in _groups())})" if _groups() else ""
+    return text + f" {ALL_FAMILIES}: every family; +X: the defaults plus X{example}."
 
 
 def check_kinds(kinds: Any) -> tuple[str, ...]:
     """Layer kinds in canonical order of the names given; ``"all"`` or None means every kind."""
-    from weightstats.layers import KINDS
+    from weightstats.sources.kinds import KINDS
 
     if kinds is None:
         return KINDS

@@ -28,9 +28,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _family_names(families) -> list[str]:
-    if isinstance(families, str):
-        families = [f for f in families.split(",") if f.strip()]
-    return [get_family(f).name for f in families]
+    from ..options import check_families  # the one reading of a family list (groups, "all")
+
+    return list(check_families(families))
 
 
 def failed_row(family: str, n: int, reason: str) -> dict:
