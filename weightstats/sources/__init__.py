@@ -6,7 +6,8 @@ Specs
 - ``timm:resnet50.a1_in1k``, ``timm:NAME:none``: timm models (weights from the HF hub).
 - ``hf:ORG/REPO[@REVISION][/path/in/repo]``: Hugging Face hub repos.
 - ``digits-resnet``, ``digits-vae`` (``:none`` for untrained): built-in, fully offline.
-- a path: .safetensors, .pt/.pth/.bin/.ckpt, TorchScript, .onnx, .npz/.npy, or an HF-style folder.
+- a path: .safetensors, .pt/.pth/.bin/.ckpt, TorchScript, .onnx, .npz/.npy, or an HF-style folder
+  (any format of the table in :mod:`~weightstats.sources.formats`: :func:`list_formats`).
 - a ``torch.nn.Module`` or a state-dict ``Mapping``.
 """
 
@@ -23,19 +24,32 @@ from weightstats.errors import SpecError
 from weightstats.sources.base import ModelSource, WeightTensor
 from weightstats.sources.builtin import BUILTIN_NAMES, BuiltinSource
 from weightstats.sources.files import FileSource
+from weightstats.sources.formats import (
+    FileFormat,
+    file_extensions,
+    register_format,
+    registered_formats,
+    unregister_format,
+)
 from weightstats.sources.hf_source import HFSource
-from weightstats.sources.layout import WEIGHT_EXTS
 from weightstats.sources.memory import ModuleSource, StateDictSource
 
 __all__ = [
+    "FileFormat",
     "ModelSource",
     "WeightTensor",
+    "list_formats",
     "list_models",
+    "register_format",
     "resolve",
+    "unregister_format",
     "BUILTIN_NAMES",
 ]
 
-_PATH_EXTS = WEIGHT_EXTS + (".pkl", ".tar", ".jit", ".ptl", ".torchscript", ".npy", ".json")
+
+def list_formats() -> tuple[FileFormat, ...]:
+    """The file formats a path can hold, most preferred first (see :mod:`.formats`)."""
+    return registered_formats()
 
 
 def _torchvision_names() -> tuple[str, ...]:
@@ -74,7 +88,7 @@ def _looks_like_path(spec: str) -> bool:
         "/" in spec
         or os.sep in spec
         or spec.startswith((".", "~"))
-        or spec.lower().endswith(_PATH_EXTS)
+        or spec.lower().endswith(file_extensions())
         or os.path.exists(spec)
     )
 
@@ -121,7 +135,7 @@ def _resolve_str(spec: str, allow_pickle: bool) -> ModelSource:
         if (
             not os.path.exists(os.path.expanduser(text))
             and re.fullmatch(r"[\w.-]+/[\w.-]+", text)
-            and not text.lower().endswith(_PATH_EXTS)
+            and not text.lower().endswith(file_extensions())
         ):
             raise SpecError(f"no such file: {text}: for a Hugging Face repo use hf:{text}")
         return FileSource(text, allow_pickle=allow_pickle)

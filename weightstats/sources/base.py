@@ -21,8 +21,8 @@ from weightstats.arrays import (
     torch_values,
 )
 from weightstats.errors import LoadError, WeightstatsError
-from weightstats.layers import infer_kinds, kinds_from_module
 from weightstats.sources.graph import Aliases, alias_note, merge_identical
+from weightstats.sources.kinds import infer_kinds, kinds_from_module
 
 
 def one_line(text: object, limit: int = 200) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from weightstats.errors import LoadError, OfflineError, SpecError
 from weightstats.sources.base import ModelSource, WeightTensor, one_line
-from weightstats.sources.files import index_shards, path_tensors
+from weightstats.sources.formats import SHARD_INDEX_EXT, index_shards, path_tensors
 from weightstats.sources.layout import (
     choose_weight_file,
     is_weight_file,
@@ -78,7 +78,7 @@ class HFSource(ModelSource):
         if self.revision:
             label += "-" + self.revision
         if self.path:
-            label += "-" + posixpath.splitext(self.path.removesuffix(".index.json"))[0]
+            label += "-" + posixpath.splitext(self.path.removesuffix(SHARD_INDEX_EXT))[0]
         at = f"@{self.revision}" if self.revision else ""
         super().__init__(label, spec, f"Hugging Face hub {self.repo_id}{at} {self.path}".strip())
         self._local: Path | None = None
@@ -115,7 +115,7 @@ class HFSource(ModelSource):
         chosen = self._choose(files)
         rev = self.revision
         local = Path(hf_hub_download(self.repo_id, chosen, revision=rev, cache_dir=cache))
-        if chosen.endswith(".index.json"):
+        if chosen.endswith(SHARD_INDEX_EXT):
             folder = posixpath.dirname(chosen)
             for shard in index_shards(local):
                 hf_hub_download(self.repo_id, posixpath.join(folder, shard.name),
@@ -139,7 +139,7 @@ class HFSource(ModelSource):
             chosen = self._choose(files) if files else None
             if chosen is not None:
                 missing = []
-                if chosen.endswith(".index.json"):
+                if chosen.endswith(SHARD_INDEX_EXT):
                     missing = [s.name for s in index_shards(snap / chosen) if not s.exists()]
                 if not missing:
                     return snap / chosen

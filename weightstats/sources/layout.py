@@ -1,7 +1,9 @@
 """Pick the weights file(s) of a Hugging Face-style folder (a local directory or a hub repo).
 
 Shared by the directory source and the hub source, so ``hf:ORG/REPO`` and a local clone of
-the same repo resolve to the same files.
+the same repo resolve to the same files. The file names and their order of preference come
+from the format table (:func:`~weightstats.sources.formats.folder_patterns`): sharded and
+single safetensors first (transformers, timm, diffusers), then PyTorch pickles, ONNX, NumPy.
 """
 
 from __future__ import annotations
@@ -11,34 +13,18 @@ import posixpath
 from collections.abc import Iterable
 
 from weightstats.errors import SpecError
-
-WEIGHT_EXTS = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".npz")
-
-# Most preferred first: sharded and single safetensors (transformers, timm, diffusers), then
-# PyTorch pickles. Anything else is accepted only when it is the only candidate.
-_PREFERRED = (
-    "model.safetensors.index.json",
-    "diffusion_pytorch_model.safetensors.index.json",
-    "model.safetensors",
-    "diffusion_pytorch_model.safetensors",
-    "*.safetensors.index.json",
-    "*.safetensors",
-    "pytorch_model.bin.index.json",
-    "diffusion_pytorch_model.bin.index.json",
-    "pytorch_model.bin",
-    "diffusion_pytorch_model.bin",
-    "*.bin",
-    "*.pt",
-    "*.pth",
-    "*.ckpt",
-    "*.onnx",
-    "*.npz",
-)
+from weightstats.sources.formats import SHARD_INDEX_EXT, folder_patterns, format_by_extension
 
 
 def is_weight_file(path: str) -> bool:
-    """True for file names this package can read (including shard indexes)."""
-    return path.endswith(WEIGHT_EXTS) or path.endswith(".index.json")
+    """True for file names whose extension is in the format table (shard indexes included)."""
+    return format_by_extension(posixpath.basename(path)) is not None
+
+
+def is_folder_candidate(path: str) -> bool:
+    """True for file names a model folder's weights file can be chosen among."""
+    name = posixpath.basename(path)
+    return any(fnmatch.fnmatchcase(name, p) for p in folder_patterns())
 
 
 def choose_weight_file(files: Iterable[str], subfolder: str = "", where: str = "") -> str | None:
@@ -66,13 +52,13 @@ def choose_weight_file(files: Iterable[str], subfolder: str = "", where: str = "
     sub = subfolder.strip("/")
     here = sorted(f for f in files if posixpath.dirname(f) == sub)
     names = [posixpath.basename(f) for f in here]
-    for pattern in _PREFERRED:
+    for pattern in folder_patterns():
         hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
-        if pattern.startswith("*") and not pattern.endswith(".index.json"):
+        if pattern.startswith("*") and not pattern.endswith(SHARD_INDEX_EXT):
             # Variant files ("model.fp16.safetensors") and shards listed by an index are not
             # standalone choices when an unsuffixed sibling exists.
             hits = [n for n in hits if "-of-" not in n] or hits
-        if len(hits) == 1 or (hits and pattern.endswith(".index.json")):
+        if len(hits) == 1 or (hits and pattern.endswith(SHARD_INDEX_EXT)):
             return posixpath.join(sub, hits[0]) if sub else hits[0]
         if len(hits) > 1:
             listed = ", ".join(hits[:6])
@@ -85,4 +71,4 @@ def choose_weight_file(files: Iterable[str], subfolder: str = "", where: str = "
 
 def subfolders_with_weights(files: Iterable[str]) -> list[str]:
     """Folders (one level down or deeper) that hold a weights file, for error hints."""
-    return sorted({posixpath.dirname(f) for f in files if is_weight_file(f) and "/" in f})
+    return sorted({posixpath.dirname(f) for f in files if is_folder_candidate(f) and "/" in f})

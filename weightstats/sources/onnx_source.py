@@ -74,8 +74,21 @@ def _walk(graph: Any, uses: dict[str, str], found: list[tuple[str, Any]]) -> Non
                     _walk(g, uses, found)
 
 
-def onnx_tensors(path: Path) -> Iterator[WeightTensor]:
+# Tags of the ModelProto fields that can follow ir_version (field 1) in a serialized model:
+# producer_name .. graph, opset_import, metadata_props (protobuf writes fields in order).
+_ONNX_NEXT_TAGS = frozenset(b"\x12\x1a\x22\x28\x32\x3a\x42\x72")
+
+
+def sniff_onnx(head: bytes) -> bool:
+    """True when the first bytes read as a serialized ONNX ModelProto: ir_version (field 1,
+    a small varint) followed by one of the model's later fields."""
+    return len(head) >= 3 and head[0] == 0x08 and 1 <= head[1] < 0x40 and head[2] in _ONNX_NEXT_TAGS
+
+
+def onnx_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
     """Yield the weight tensors of an .onnx file (external data is loaded from its folder).
+
+    ``allow_pickle`` is ignored: weights are read from the protobuf, no code runs.
 
     Raises
     ------

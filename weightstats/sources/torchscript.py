@@ -35,9 +35,9 @@ import numpy as np
 
 from weightstats.arrays import stored_layout, torch_values
 from weightstats.errors import LoadError
-from weightstats.layers import kinds_from_owner_kinds, module_kind
 from weightstats.sources.base import WeightTensor, error_reason, group_of, tensors_from_module
 from weightstats.sources.graph import MAX_DEPTH, Aliases, merge_identical
+from weightstats.sources.kinds import kinds_from_owner_kinds, module_kind
 
 OPT_IN = "pass --allow-pickle (library: allow_pickle=True) only if you trust the file"
 

@@ -22,7 +22,7 @@ from weightstats.sources.base import (
     tensors_from_module,
     tensors_from_state_dict,
 )
-from weightstats.sources.files import torch_load
+from weightstats.sources.torch_file import torch_load
 
 UNTRAINED = "none"
 SEED = 0  # untrained models are drawn with this seed, so `NAME:none` is reproducible
@@ -129,7 +129,7 @@ class TorchvisionSource(ModelSource):
             return
         state = self._state_dict()
         shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-        from weightstats.layers import kinds_from_module
+        from weightstats.sources.kinds import kinds_from_module
 
         try:
             kinds = kinds_from_module(self._meta_model(), shapes)
