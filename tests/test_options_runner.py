@@ -262,7 +262,7 @@ def test_compare_models_reports_each_model_and_calls_back_per_model():
 
 
 def test_compare_models_needs_two_models_or_groups():
-    from weightstats.api import compare_models
+    from weightstats import compare_models  # public, like fit_model
 
     one = {"weight": np.random.default_rng(0).standard_normal((20, 20))}  # no groups
     with pytest.raises(OptionError, match="two or more"):

@@ -4,6 +4,7 @@ Public API::
 
     weightstats.fit_tensor(x)          # one tensor -> TensorFit
     weightstats.fit_model(spec)        # a model (name, path, nn.Module, state dict) -> ModelReport
+    weightstats.compare_models([a, b]) # several models with the same options -> [ModelReport]
     weightstats.list_models("resnet*") # names that resolve
 """
 
@@ -12,15 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["fit_tensor", "fit_model", "list_models", "resolve", "__version__"]
+__all__ = ["fit_tensor", "fit_model", "compare_models", "list_models", "resolve", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import fit_model
+    from .api import compare_models, fit_model
     from .fitting import fit_tensor
     from .sources import list_models, resolve
 
 # Heavy imports (torch, scipy) load on first use so `weightstats --help` stays fast.
-_LAZY = {"fit_tensor": "fitting", "fit_model": "api", "list_models": "sources", "resolve": "sources"}
+_LAZY = {"fit_tensor": "fitting", "fit_model": "api", "compare_models": "api",
+         "list_models": "sources", "resolve": "sources"}
 
 
 def __getattr__(name: str) -> Any:
