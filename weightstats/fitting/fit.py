@@ -108,8 +108,12 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     x : array_like or torch.Tensor
         Any shape and float dtype (fp16/bf16/fp32/fp64); flattened, math in float64. NaN and ±Inf
         are excluded and counted.
-    families : sequence of str
-        Families to fit, from ``normal``, ``laplace``, ``t``, ``gennorm``.
+    families : str or sequence of str
+        Families to fit (a comma list or a sequence; default: the registry's default families).
+        Any spelling the registry knows (``"Gaussian"``, ``"student-t"``, ``"generalized
+        normal"``), ``"all"`` for every registered family, a group (``"mixtures"``), or ``"+X"``
+        for the defaults plus X; canonical names, each once, in the order given
+        (:func:`weightstats.options.check_families`).
     seed : int
         Seeds the KS subsample; same input and seed give identical numbers.
     ks_sample : int
