@@ -2,34 +2,63 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from weightstats.report.atomic import atomic_directory
-from weightstats.report.model_report import ModelReport, family_label
-from weightstats.report.tables import check_outputs, markdown_table, to_csv_text, to_json_text
-from weightstats.text import visible
+from weightstats.report.figures import log_y, new_figure, render
+from weightstats.report.html import page, table_html
+from weightstats.report.model import ReportData
+from weightstats.report.summary import notes
+from weightstats.report.tables import check_outputs
+from weightstats.report.text import (
+    displayed,
+    family,
+    family_color,
+    family_label,
+    fmt,
+    fmt_shape,
+    markdown_table,
+    pct,
+    reference_label,
+    shape_column,
+    shape_display,
+    shape_header,
+    to_csv_text,
+    to_json_text,
+)
+from weightstats.text import html_text, markdown, visible
+
+R = TypeVar("R", bound=ReportData)
 
 
-def split_groups(report: ModelReport) -> list[ModelReport]:
-    """One sub-report per group (e.g. a VAE's encoder and decoder) for ``compare`` of one spec."""
+def split_groups(report: R) -> list[R]:
+    """One sub-report per group (e.g. a VAE's encoder and decoder) for ``compare`` of one spec,
+    of the same class as ``report``."""
     groups = sorted({lr.group for lr in report.layers if lr.group})
     out = []
     for g in groups:
         members = [lr for lr in report.layers if lr.group == g]
-        out.append(ModelReport(model=f"{report.model}:{g}", spec=report.spec, layers=members,
-                               families=report.families, options=report.options,
-                               description=f"{report.description} ({g})".strip()))
+        out.append(dataclasses.replace(report, model=f"{report.model}:{g}", layers=members,
+                                       description=f"{report.description} ({g})".strip()))
     return out
 
 
-def compare_frame(reports: Sequence[ModelReport]) -> pd.DataFrame:
+def _families(reports: Sequence[ReportData]) -> list[str]:
+    """Every family fitted in any of the reports, in first-seen order."""
+    return list(dict.fromkeys(f for r in reports for f in r.families))
+
+
+def compare_frame(reports: Sequence[ReportData]) -> pd.DataFrame:
     """One row per model: layer/weight share per best family (BIC and AIC) and median shapes."""
     rows = []
     for rep in reports:
@@ -49,12 +78,9 @@ def compare_frame(reports: Sequence[ModelReport]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
+def compare_display(reports: Sequence[ReportData]) -> pd.DataFrame:
     """Readable comparison: per family "layers won (share of weights)" by BIC, median shapes."""
-    from weightstats.report.summary import pct
-    from weightstats.report.tables import fmt, fmt_df
-
-    families = list(dict.fromkeys(f for r in reports for f in r.families))
+    families = _families(reports)
     rows = []
     for rep in reports:
         info, _ = rep.summary()
@@ -64,21 +90,22 @@ def compare_display(reports: Sequence[ModelReport]) -> pd.DataFrame:
             c = info["by_criterion"]["bic"].get(fam)
             row[family_label(fam)] = f"{c['layers']} ({pct(c['weight_share'])})" if c else ""
         med = info["medians"]
-        row["median t df"] = fmt_df(med.get("t_df"))
-        row["median β"] = fmt(med.get("gennorm_beta"), 3)
+        for fam in displayed(families):
+            row[f"median {shape_header(fam)}"] = fmt_shape(med.get(shape_column(fam)), fam)
         row["median ex. kurt"] = fmt(med.get("excess_kurtosis"), 3)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def compare_figure(reports: Sequence[ModelReport]) -> Figure:
-    """Share of layers / weights per best family (BIC) per model, and t df / beta per model."""
-    from weightstats.report.figures import BETA_SHOWN_UP_TO, COLORS, DF_SHOWN_UP_TO, new_figure
-
-    families = list(dict.fromkeys(f for r in reports for f in r.families))
+def compare_figure(reports: Sequence[ReportData]) -> Figure:
+    """Share of layers / weights per best family (BIC) per model, and each shaped family's
+    shape per model (one panel per family with a ShapeDisplay)."""
+    families = _families(reports)
+    shapes = displayed(families)
     names = [visible(r.model) for r in reports]  # group names come from the file
-    fig = new_figure(12, 7.5)
-    axes = fig.subplots(2, 2)
+    rows = 1 + -(-len(shapes) // 2)
+    fig = new_figure(12, 3.75 * rows)
+    axes = fig.subplots(rows, 2, squeeze=False)
     for ax, key, title in ((axes[0, 0], "layers", "share of layers"),
                            (axes[0, 1], "weight_share", "share of weights")):
         bottom = np.zeros(len(reports))
@@ -89,67 +116,70 @@ def compare_figure(reports: Sequence[ModelReport]) -> Figure:
                 c = info["by_criterion"]["bic"].get(fam, {"layers": 0, "weight_share": 0.0})
                 n = max(info["n_fitted"], 1)
                 vals.append(c["layers"] / n if key == "layers" else c["weight_share"])
-            ax.bar(names, vals, bottom=bottom, color=COLORS.get(fam, "0.5"),
-                   label=family_label(fam))
+            ax.bar(names, vals, bottom=bottom, color=family_color(fam), label=family_label(fam))
             bottom += np.asarray(vals)
         ax.set_ylim(0, 1)
         ax.set_title(f"best family by BIC: {title}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     axes[0, 0].legend(fontsize=8)
-    shapes = ((axes[1, 0], "t_df", DF_SHOWN_UP_TO,
-               f"Student-t df per layer (≥{DF_SHOWN_UP_TO:g}: Gaussian limit)", True),
-              (axes[1, 1], "gennorm_beta", BETA_SHOWN_UP_TO,
-               f"generalized normal β per layer (≥{BETA_SHOWN_UP_TO:g} shown at "
-               f"{BETA_SHOWN_UP_TO:g})", False))
-    for ax, col, cap, title, log in shapes:
-        data = []
-        for rep in reports:
-            w = rep.wide()
-            vals = w.loc[w["status"] == "ok", col].to_numpy(dtype=float) if len(w) else []
-            vals = np.minimum(np.asarray(vals, dtype=float), cap)
-            data.append(vals[np.isfinite(vals)] if len(vals) else np.array([]))
-        pos = np.arange(1, len(reports) + 1)
-        nonempty = [i for i, d in enumerate(data) if d.size]
-        if nonempty:
-            ax.boxplot([data[i] for i in nonempty], positions=pos[nonempty], widths=0.5,
-                       showfliers=False)
-            rng = np.random.default_rng(0)  # fixed jitter: deterministic PNGs
-            for i in nonempty:
-                ax.plot(pos[i] + rng.uniform(-0.15, 0.15, data[i].size), data[i], ".",
-                        color="0.3", ms=4, alpha=0.7)
-        ax.set_xticks(pos, names, rotation=20, fontsize=8)
-        if log:
-            ax.set_yscale("log")
-        else:
-            ax.axhline(2, color=COLORS["normal"], ls="--", lw=0.9, label="β = 2 (Gaussian)")
-            ax.axhline(1, color=COLORS["laplace"], ls="--", lw=0.9, label="β = 1 (Laplace)")
-            ax.legend(fontsize=8)
-        ax.set_title(title, fontsize=10)
+    panels = list(axes[1:].flat)
+    for ax, fam in zip(panels, shapes, strict=False):
+        _shape_panel(ax, reports, names, fam)
+    for ax in panels[len(shapes):]:
+        ax.set_axis_off()
     fig.suptitle("weightstats: " + " vs ".join(names), fontsize=11)
     return fig
 
 
-def compare_markdown(reports: Sequence[ModelReport], frame: pd.DataFrame) -> str:
-    """summary.md of a comparison."""
-    from weightstats.report.summary import NOTES
-    from weightstats.text import markdown
+def _shape_panel(ax: Axes, reports: Sequence[ReportData], names: list[str], fam: str) -> None:
+    """Box plot of one family's shape per model, capped at its display's ``shown_up_to``."""
+    display = shape_display(fam)
+    cap = display.shown_up_to
+    data = []
+    for rep in reports:
+        w = rep.wide()
+        col = shape_column(fam)
+        vals = w.loc[w["status"] == "ok", col].to_numpy(dtype=float) if col in w else []
+        vals = np.minimum(np.asarray(vals, dtype=float), cap)
+        data.append(vals[np.isfinite(vals)] if len(vals) else np.array([]))
+    pos = np.arange(1, len(reports) + 1)
+    nonempty = [i for i, d in enumerate(data) if d.size]
+    if nonempty:
+        ax.boxplot([data[i] for i in nonempty], positions=pos[nonempty], widths=0.5,
+                   showfliers=False)
+        rng = np.random.default_rng(0)  # fixed jitter: deterministic PNGs
+        for i in nonempty:
+            ax.plot(pos[i] + rng.uniform(-0.15, 0.15, data[i].size), data[i], ".",
+                    color="0.3", ms=4, alpha=0.7)
+    ax.set_xticks(pos, names, rotation=20, fontsize=8)
+    if display.log_axis:
+        log_y(ax)
+    for value, ref in display.references:
+        if family(ref) is not None:
+            ax.axhline(value, color=family_color(ref), ls="--", lw=0.9,
+                       label=reference_label(fam, value, ref))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    meaning = f": {display.beyond}" if display.beyond else ""
+    ax.set_title(f"{family_label(fam)} {display.symbol} per layer (≥{cap:g} shown at "
+                 f"{cap:g}{meaning})", fontsize=10)
 
+
+def compare_markdown(reports: Sequence[ReportData], frame: pd.DataFrame) -> str:
+    """summary.md of a comparison."""
     # Model names of one spec's groups come from layer names (file content): escaped.
     lines = ["# weightstats comparison: " + " vs ".join(markdown(r.model) for r in reports), ""]
     lines += [f"- **{markdown(r.model)}**: {markdown(r.summary()[1])}" for r in reports]
     lines += ["", "Best family by BIC: layers won (share of weights).", "",
               markdown_table(compare_display(reports)), "## Notes", ""]
-    lines += [f"- {n}" for n in NOTES]
+    lines += [f"- {n}" for n in notes(_families(reports))]
     return "\n".join(lines) + "\n"
 
 
-def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[str],
+def save_compare(reports: Sequence[ReportData], directory: str | os.PathLike[str],
                  formats: Sequence[str] = ("csv", "md", "json", "html", "png"), *,
                  plots: bool = True) -> Path:
     """Write the comparison (models.csv, summary.md, report.json, compare.png, report.html)."""
-    from weightstats.report.figures import render
-    from weightstats.report.html import page, table_html
-
     fmts = check_outputs(formats, plots=plots)
     frame = compare_frame(reports)
     target = Path(directory)
@@ -168,10 +198,6 @@ def save_compare(reports: Sequence[ModelReport], directory: str | os.PathLike[st
         if png and "png" in fmts:
             (tmp / "compare.png").write_bytes(png)
         if "html" in fmts:
-            import base64
-
-            from weightstats.text import html_text
-
             sections = [("Models (best family by BIC: layers won, share of weights)",
                          table_html(compare_display(reports), text_cols=("model",)))]
             if png:

@@ -17,43 +17,42 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from weightstats.report.layer import LayerResult
+from weightstats.report.model import ReportData
+from weightstats.report.text import (
+    MAX_PANEL_LAYERS,
+    beyond_label,
+    displayed,
+    family,
+    family_color,
+    family_label,
+    family_marker,
+    nesting_baseline,
+    reference_label,
+    shape_axis_label,
+    shape_column,
+    shape_display,
+)
+from weightstats.report.text import panel_note as _panel_note
 from weightstats.text import visible
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from matplotlib.axes import Axes
 
-    from weightstats.report.model_report import LayerResult, ModelReport
-
 PER_FIGURE = 20  # small multiples per page: 5 x 4 stays legible at the report's width
-# A model of 10,000 layers would need 1,000 pages of small multiples: panels are drawn for the
-# largest layers only (by weight count; every layer stays in the tables), and the per-depth
+# Panels are drawn for the MAX_PANEL_LAYERS largest layers only (``text``), and the per-depth
 # figures draw one median point per bin of layers beyond MAX_POINTS. This bounds the number,
 # size and drawing time of the figures whatever the model.
-MAX_PANEL_LAYERS = 40
 MAX_POINTS = 1000
 MAX_FIGURES = 2 * math.ceil(MAX_PANEL_LAYERS / PER_FIGURE) + 2
 MAX_FIGURE_BYTES = 3_000_000  # all PNGs of one report together (measured: ~1.2 MB at the caps)
 NCOLS = 5
 DPI = 80
-COLORS = {"normal": "#1f77b4", "laplace": "#d62728", "t": "#2ca02c", "gennorm": "#9467bd"}
-MARKERS = {"normal": "o", "laplace": "s", "t": "^", "gennorm": "D"}
-# Shape axes are capped so that the interesting range stays readable: t df beyond ~1e3 is the
-# Gaussian limit (fits run to the 1e10 cap), and gennorm beta runs to its bound 20 for
-# uniform-like layers. Capped values are drawn at the cap.
-DF_SHOWN_UP_TO = 1e3
-BETA_SHOWN_UP_TO = 6.0
-
-
-def _label(name: str) -> str:
-    from weightstats.report.model_report import family_label
-
-    return family_label(name)
-
-
-def _color(name: str) -> str:
-    return COLORS.get(name, "#7f7f7f")
+# Colours, markers, shape axes (their caps, log scale, reference lines) come from each
+# family's class (``weightstats.fitting.families``): a new family needs no edit here.
+_label, _color = family_label, family_color
 
 
 @contextlib.contextmanager
@@ -73,7 +72,7 @@ def render(build: Callable[..., Figure], *args: Any) -> bytes:
         return to_png(build(*args))
 
 
-def panel_layers(report: ModelReport) -> list[LayerResult]:
+def panel_layers(report: ReportData) -> list[LayerResult]:
     """The layers drawn as panels: all, or the MAX_PANEL_LAYERS largest, in depth order."""
     layers = list(report.layers)
     if len(layers) <= MAX_PANEL_LAYERS:
@@ -82,13 +81,9 @@ def panel_layers(report: ModelReport) -> list[LayerResult]:
     return [layers[i] for i in sorted(largest[:MAX_PANEL_LAYERS])]
 
 
-def panel_note(report: ModelReport) -> str | None:
+def panel_note(report: ReportData) -> str | None:
     """The sentence stating which layers the panels show, when not all of them."""
-    n = len(report.layers)
-    if n <= MAX_PANEL_LAYERS:
-        return None
-    return (f"Histogram and QQ figures show the {MAX_PANEL_LAYERS} of {n} layers with the most "
-            "weights; the tables list every layer.")
+    return _panel_note(len(report.layers)) or None
 
 
 def _thin(depth: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +98,14 @@ def _thin(depth: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray
         y = np.array([np.nanmedian(values[b]) if np.isfinite(values[b]).any() else np.nan
                       for b in bins])
     return x, y
+
+
+def log_y(ax: Axes) -> None:
+    """A log y axis whose tick labels read "0.1", "10", "1000": the default labels are mathtext,
+    which ``plain_text`` (names drawn as given) would print raw as ``$\\mathdefault{10^{1}}$``."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
@@ -156,7 +159,7 @@ def draw_histogram(ax: Axes, lr: LayerResult, families: Sequence[str], legend: b
         except Exception:  # a family whose fit failed has no pdf; the others still plot
             continue
         ax.plot(x, pdf, color=_color(fam), lw=1.1, label=_label(fam))
-    ax.set_yscale("log")
+    log_y(ax)
     # Few ticks: tick layout on log axes dominates the drawing time of many small panels.
     ax.yaxis.set_major_locator(LogLocator(numticks=4))
     ax.yaxis.set_minor_locator(NullLocator())
@@ -212,7 +215,7 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(max(n, 1) / cols), cols
 
 
-def small_multiples(report: ModelReport, layers: Sequence[LayerResult], what: str) -> Figure:
+def small_multiples(report: ReportData, layers: Sequence[LayerResult], what: str) -> Figure:
     """One page of histogram ("hist") or QQ ("qq") panels."""
     rows, cols = _grid(len(layers))
     # Fixed margins instead of constrained layout: layout passes re-draw every tick label.
@@ -237,13 +240,14 @@ def small_multiples(report: ModelReport, layers: Sequence[LayerResult], what: st
     return fig
 
 
-def delta_ll_figure(report: ModelReport) -> Figure:
-    """Log-likelihood per weight of each family relative to the Gaussian (or the best), vs depth."""
+def delta_ll_figure(report: ReportData) -> Figure:
+    """Log-likelihood per weight of each family relative to the baseline family (the one the
+    others nest, :func:`text.nesting_baseline`: the Gaussian) or, without one, the best, vs depth."""
     wide = report.wide()
     wide = wide[wide["status"] == "ok"] if len(wide) else wide
     fig = new_figure(10, 4)
     ax = fig.subplots()
-    base_name = "normal" if "normal" in report.families else None
+    base_name = nesting_baseline(report.families)
     if len(wide):
         cols = [f"ll_per_weight_{f}" for f in report.families]
         lls = wide[cols].to_numpy(dtype=float)
@@ -251,7 +255,7 @@ def delta_ll_figure(report: ModelReport) -> Figure:
                 else np.nanmax(lls, axis=1))
         for j, fam in enumerate(report.families):
             x, y = _thin(wide["depth"].to_numpy(dtype=float), lls[:, j] - base)
-            ax.plot(x, y, marker=MARKERS.get(fam, "o"), ms=3.5,
+            ax.plot(x, y, marker=family_marker(fam), ms=3.5,
                     lw=0.8, color=_color(fam), label=_label(fam))
     ax.axhline(0, color="0.3", lw=0.8)
     ref = _label(base_name) if base_name else "the best family"
@@ -264,44 +268,53 @@ def delta_ll_figure(report: ModelReport) -> Figure:
     return fig
 
 
-def shape_figure(report: ModelReport) -> Figure:
-    """Student-t df (log axis) and generalized-normal beta vs depth, with reference lines."""
+def shape_figure(report: ReportData) -> Figure:
+    """Each fitted family's shape parameter vs depth, one panel per family with a ShapeDisplay
+    (its cap, log axis and reference lines: Student-t df, generalized-normal β)."""
     wide = report.wide()
     wide = wide[wide["status"] == "ok"] if len(wide) else wide
-    fig = new_figure(10, 6)
-    ax_t, ax_b = fig.subplots(2, 1, sharex=True)
-    if len(wide) and "t" in report.families:
-        # df beyond ~1e3 is indistinguishable from the Gaussian limit (fits run to the 1e10 cap):
-        # draw those at the top of the axis as open markers instead of squashing the rest.
-        top = DF_SHOWN_UP_TO
-        depth, df = _thin(wide["depth"].to_numpy(dtype=float), wide["t_df"].to_numpy(dtype=float))
-        ax_t.plot(depth, np.minimum(df, top), "-", lw=0.8, color=_color("t"))
-        inside = df < top
-        ax_t.plot(depth[inside], df[inside], "^", ms=3.5, color=_color("t"))
-        if (~inside).any():
-            ax_t.plot(depth[~inside], np.full((~inside).sum(), top), "^", ms=5,
-                      mfc="none", color=_color("t"), label=f"df ≥ {top:g} (Gaussian limit)")
-            ax_t.legend(fontsize=8)
-        ax_t.set_yscale("log")
-    ax_t.set_ylabel("Student-t df (log)")
-    ax_t.set_title("Student-t degrees of freedom (large df → Gaussian)", fontsize=9)
-    if len(wide) and "gennorm" in report.families:
-        cap = BETA_SHOWN_UP_TO
-        depth, beta = _thin(wide["depth"].to_numpy(dtype=float),
-                            wide["gennorm_beta"].to_numpy(dtype=float))
-        ax_b.plot(depth, np.minimum(beta, cap), "D-", ms=3.5, lw=0.8,
-                  color=_color("gennorm"))
-        if (beta > cap).any():
-            ax_b.plot(depth[beta > cap], np.full((beta > cap).sum(), cap), "D", ms=6,
-                      mfc="none", color=_color("gennorm"), label=f"β ≥ {cap:g} (flat, uniform-like)")
-    ax_b.axhline(2, color=_color("normal"), ls="--", lw=0.9, label="β = 2 (Gaussian)")
-    ax_b.axhline(1, color=_color("laplace"), ls="--", lw=0.9, label="β = 1 (Laplace)")
-    ax_b.set_ylabel("generalized normal β")
-    ax_b.set_xlabel("layer depth (order in the model)")
-    ax_b.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_b.legend(fontsize=8)
+    shapes = displayed(report.families)
+    fig = new_figure(10, max(3.5, 3.0 * len(shapes)))
+    axes = fig.subplots(max(len(shapes), 1), 1, sharex=True, squeeze=False)[:, 0]
+    if not shapes:
+        axes[0].text(0.5, 0.5, "no fitted family has a shape parameter", ha="center",
+                     va="center", transform=axes[0].transAxes, fontsize=9)
+    for ax, fam in zip(axes, shapes, strict=False):
+        _draw_shape(ax, wide, fam)
+    axes[-1].set_xlabel("layer depth (order in the model)")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"{visible(report.model)}: tail shape vs depth" + _thinned(len(wide)), fontsize=10)
     return fig
+
+
+def _draw_shape(ax: Axes, wide: Any, fam: str) -> None:
+    """One family's first shape vs depth: values past the display's cap drawn as open markers
+    at the cap (Student-t df beyond ~1e3 is the Gaussian limit; fits run to the 1e10 cap), and
+    the display's reference values as dashed lines in the colour of the family they stand for."""
+    display = shape_display(fam)
+    color, marker = family_color(fam), family_marker(fam)
+    if len(wide):
+        top = display.shown_up_to
+        depth, value = _thin(wide["depth"].to_numpy(dtype=float),
+                             wide[shape_column(fam)].to_numpy(dtype=float))
+        ax.plot(depth, np.minimum(value, top), "-", lw=0.8, color=color)
+        inside = value <= top
+        ax.plot(depth[inside], value[inside], marker, ms=3.5, color=color)
+        beyond = value > top
+        if beyond.any():
+            ax.plot(depth[beyond], np.full(beyond.sum(), top), marker, ms=5, mfc="none",
+                    color=color, label=beyond_label(fam))
+        if display.log_axis:
+            log_y(ax)
+    for value, ref in display.references:
+        if family(ref) is not None:
+            ax.axhline(value, color=family_color(ref), ls="--", lw=0.9,
+                       label=reference_label(fam, value, ref))
+    ax.set_ylabel(shape_axis_label(fam))
+    if display.title:
+        ax.set_title(display.title, fontsize=9)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
 
 
 def _thinned(n: int) -> str:
@@ -309,7 +322,7 @@ def _thinned(n: int) -> str:
     return f" (median per bin of ~{n / MAX_POINTS:.3g} layers)" if n > MAX_POINTS else ""
 
 
-def layer_figure(report: ModelReport, lr: LayerResult) -> Figure:
+def layer_figure(report: ReportData, lr: LayerResult) -> Figure:
     """Histogram and QQ plot of a single layer."""
     with plain_text():
         fig = new_figure(9, 3.6)
@@ -322,7 +335,7 @@ def layer_figure(report: ModelReport, lr: LayerResult) -> Figure:
     return fig
 
 
-def render_all(report: ModelReport) -> Iterator[tuple[str, bytes]]:
+def render_all(report: ReportData) -> Iterator[tuple[str, bytes]]:
     """Yield ``(file name, PNG bytes)`` for every report figure, one figure in memory at a time.
 
     At most MAX_FIGURES files: panels for :func:`panel_layers` only.

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from weightstats.report.tables import display_wide, fmt, no_fit_lines
+from weightstats.report.model import ReportData, safe_spec, scrub_paths
+from weightstats.report.tables import display_wide, fit_note_lines, no_fit_lines
+from weightstats.report.text import (
+    displayed,
+    family,
+    family_label,
+    fmt,
+    nesting_baseline,
+    panel_note,
+    shape_display,
+    shape_symbol,
+)
 from weightstats.text import html_text
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from weightstats.report.model_report import ModelReport
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -32,15 +39,24 @@ figcaption { font-size: .85rem; color: #555; }
 .note { font-size: .9rem; } code { background: #f3f3f3; padding: 0 .2rem; }
 """
 
-CAPTIONS = {
-    "hist": "Weight density on a log scale (grey) with each family's fitted pdf; the tails are "
-            "where Gaussian, Laplace and Student-t differ.",
-    "qq": "QQ plots against each layer's best family by BIC; points off the dashed line are "
-          "misfit (usually in the tails).",
-    "delta": "Log-likelihood per weight of each family minus the Gaussian's, by depth.",
-    "shape": "Student-t degrees of freedom and generalized-normal β by depth "
-             "(β = 2 is Gaussian, β = 1 is Laplace).",
-}
+def captions(report: ReportData) -> dict[str, str]:
+    """Figure captions, naming the report's families from the registry."""
+    base = nesting_baseline(report.families)
+    shapes = []
+    for fam in displayed(report.families):
+        refs = ", ".join(f"{shape_symbol(fam)} = {v:g} is {family_label(r)}"
+                         for v, r in shape_display(fam).references if family(r) is not None)
+        shapes.append(f"{family_label(fam)} {shape_symbol(fam)}" + (f" ({refs})" if refs else ""))
+    return {
+        "hist": "Weight density on a log scale (grey) with each family's fitted pdf; the tails "
+                "are where the families differ.",
+        "qq": "QQ plots against each layer's best family by BIC; points off the dashed line are "
+              "misfit (usually in the tails).",
+        "delta": "Log-likelihood per weight of each family minus "
+                 + (f"the {family_label(base)}'s" if base else "the best family's") + ", by depth.",
+        "shape": (" and ".join(shapes) + " by depth.") if shapes
+                 else "No fitted family has a shape parameter.",
+    }
 
 
 def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = ()) -> str:
@@ -60,12 +76,12 @@ def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = ()) -> str:
             + "\n".join(body) + "</tbody></table></div>")
 
 
-def _img(name: str, data: bytes) -> str:
+def _img(name: str, data: bytes, captions: dict[str, str]) -> str:
     kind = ("hist" if name.startswith("hist") else "qq" if name.startswith("qq")
             else "delta" if name.startswith("delta") else "shape")
     b64 = base64.b64encode(data).decode("ascii")
     return (f'<figure><img alt="{html_text(name)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{html_text(name)}: {html_text(CAPTIONS[kind])}</figcaption>"
+            f"<figcaption>{html_text(name)}: {html_text(captions[kind])}</figcaption>"
             "</figure>")
 
 
@@ -85,10 +101,8 @@ def page(title: str, sections: list[tuple[str, str]], answer: str = "") -> str:
     return "\n".join(parts) + "\n"
 
 
-def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
+def render_html(report: ReportData, pngs: Mapping[str, bytes]) -> str:
     """The full report page for one model."""
-    from weightstats.report.model_report import family_label, safe_spec, scrub_paths
-
     info, answer = report.summary()
     sections: list[tuple[str, str]] = []
     intro = (f"<p>Spec <code>{html_text(safe_spec(report.spec))}</code>"
@@ -119,11 +133,15 @@ def render_html(report: ModelReport, pngs: Mapping[str, bytes]) -> str:
     sections.append(("Per-layer fits", table_html(display_wide(report),
                                                   text_cols=("layer", "kind", "best (AIC)",
                                                              "best (BIC)"))))
+    described = fit_note_lines(report)
+    if described:
+        sections.append(("Fits in words", "<ul>" + "".join(
+            f"<li>{html_text(line)}</li>" for line in described) + "</ul>"))
     if pngs:
-        from weightstats.report.figures import panel_note
-
-        shown = f"<p>{html_text(panel_note(report))}</p>" if panel_note(report) else ""
-        sections.append(("Figures", shown + "".join(_img(n, d) for n, d in pngs.items())))
+        note = panel_note(len(report.layers))
+        shown = f"<p>{html_text(note)}</p>" if note else ""
+        texts = captions(report)
+        sections.append(("Figures", shown + "".join(_img(n, d, texts) for n, d in pngs.items())))
     comp = report.comparisons()
     if len(comp):
         cols = [c for c in ("layer", "a", "b", "nested", "test", "statistic", "z", "pvalue",

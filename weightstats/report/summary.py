@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from weightstats.fitting.adequacy import THRESHOLDS
 from weightstats.fitting.compare import AIC_NOTE
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from weightstats.report.model_report import LayerResult, ModelReport
+from weightstats.fitting.heterogeneity import describe_where
+from weightstats.report.layer import LayerResult
+from weightstats.report.text import displayed, family_label, pct, shape_column, shape_phrase
 
 AIC_CAVEAT = f"{AIC_NOTE}; BIC is consistent, so the headline uses BIC."
 ATOMS_NOTE = (
@@ -32,15 +34,18 @@ ADEQUACY_NOTE = (
     "differ by\" names the tensor axis (output channel, input channel, kernel position) along which "
     "slice scales differ beyond i.i.d. sampling noise."
 ).format(**THRESHOLDS)
+EFFECT_SIZES_NOTE = (
+    "Too big to fail: with millions of weights every test rejects every family. Read the effect "
+    "sizes - KS distance D, log-likelihood per weight, excess kurtosis{shapes} - rather than the "
+    "p-values."
+)
 NOTES = (
     AIC_CAVEAT,
     "KS p-values (`ks_pvalue`) are parametric-bootstrap (Lilliefors-type) p-values computed on a "
     "random subsample of `ks_n` weights, because the parameters were fitted on the same data; "
     "`ks_pvalue_naive` is scipy's asymptotic p-value, which assumes known parameters and is "
     "therefore too large (invalid) after fitting. It is kept only for comparison.",
-    "Too big to fail: with millions of weights every test rejects every family. Read the effect "
-    "sizes - KS distance D, log-likelihood per weight, excess kurtosis, Student-t df, "
-    "generalized-normal beta (2 = Gaussian, 1 = Laplace) - rather than the p-values.",
+    EFFECT_SIZES_NOTE,
     "Weights are not i.i.d.: values within one convolution filter or row are correlated, so "
     "p-values that assume independence overstate the evidence.",
     "Laplace and Student-t are scale mixtures of Gaussians: pooling output channels with "
@@ -53,6 +58,13 @@ NOTES = (
 )
 
 
+def notes(families: Sequence[str]) -> list[str]:
+    """The notes of a report, the effect sizes naming the fitted families' shape parameters."""
+    shapes = shape_phrase(families)
+    return [n.format(shapes=f", {shapes}" if shapes else "") if n is EFFECT_SIZES_NOTE else n
+            for n in NOTES]
+
+
 def adequate(lr: LayerResult) -> bool:
     """False only for a fitted layer whose verdict says that no family fits."""
     return bool((lr.fit.verdict or {}).get("adequate", True))
@@ -60,8 +72,6 @@ def adequate(lr: LayerResult) -> bool:
 
 def no_fit_summary(misfits: list[LayerResult], total: int) -> dict[str, Any]:
     """The layers where no family fits: count, weights, and each one's reason and axis."""
-    from weightstats.fitting.heterogeneity import describe_where
-
     weights = sum(int(lr.fit.n) for lr in misfits)
     return {
         "n_layers": len(misfits), "weights": weights,
@@ -129,20 +139,9 @@ def _order(counts: dict[str, Any], families: tuple[str, ...]) -> list[str]:
                                            families.index(f)))
 
 
-def pct(share: float) -> str:
-    """Percent without misleading rounding: 0.3% is "<1%", 99.7% is ">99%"."""
-    if 0 < share < 0.005:
-        return "<1%"
-    if 0.995 <= share < 1:
-        return ">99%"
-    return f"{share:.0%}"
-
-
 def sentence(counts: dict[str, Any], families: tuple[str, ...], n_layers: int,
              criterion: str) -> str:
     """``"Laplace fits best (BIC) in 41 of 54 layers (83% of weights); Student-t in 13 ..."``."""
-    from weightstats.report.model_report import family_label
-
     if n_layers == 0:
         return "No layer could be fitted."
     order = _order(counts, families)
@@ -163,10 +162,11 @@ def _median(values: list[float]) -> float | None:
     return float(np.median(arr)) if arr.size else None
 
 
-def build_summary(report: ModelReport) -> dict[str, Any]:
-    """Assemble the summary dict of :meth:`ModelReport.summary`."""
-    families = tuple(report.families)
-    ok = report.ok_layers
+def build_summary(model: str, layers: Sequence[LayerResult], families: tuple[str, ...],
+                  wide: pd.DataFrame) -> dict[str, Any]:
+    """Assemble the summary dict of :meth:`ModelReport.summary` from the report's layers and
+    its wide table (:meth:`ModelReport.wide`)."""
+    ok = [lr for lr in layers if lr.fit.status == "ok"]
     n_fit = len(ok)
     # Layers where no family fits are counted apart: a family's win there is not a finding.
     fitting = [lr for lr in ok if adequate(lr)]
@@ -179,7 +179,7 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
         apart = _no_fit_sentence(no_fit, len(fitting))
         main = apart if not fitting else f"{main} {apart}"
         aic = apart if not fitting else f"{aic} {apart}"
-    not_fitted = Counter(lr.fit.status for lr in report.layers if lr.fit.status != "ok")
+    not_fitted = Counter(lr.fit.status for lr in layers if lr.fit.status != "ok")
     if not_fitted:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(not_fitted.items()))
         main = main[:-1] + f" (not fitted: {skipped})."
@@ -204,33 +204,30 @@ def build_summary(report: ModelReport) -> dict[str, Any]:
                 "sentence": f"{g}: {text}",
             }
 
-    wide = report.wide()
     medians: dict[str, Any] = {}
     if len(wide):
         # Medians describe the layers that some family fits; the others' shapes mean nothing.
         okw = wide[(wide["status"] == "ok") & (wide["adequate"] != False)]  # noqa: E712
-        medians = {
-            "t_df": _median(okw["t_df"].tolist()),
-            "gennorm_beta": _median(okw["gennorm_beta"].tolist()),
-            "excess_kurtosis": _median(okw["excess_kurtosis"].tolist()),
-        }
+        medians = {shape_column(f): _median(okw[shape_column(f)].tolist())
+                   for f in displayed(families)}
+        medians["excess_kurtosis"] = _median(okw["excess_kurtosis"].tolist())
         for fam in families:
             medians[f"ks_D_{fam}"] = _median(okw[f"ks_D_{fam}"].tolist())
     return {
         "criterion": "bic",
-        "model": report.model,
-        "n_layers": len(report.layers),
+        "model": model,
+        "n_layers": len(layers),
         "n_fitted": n_fit,
         "n_weights": sum(int(lr.fit.n) for lr in ok),
         "by_criterion": by,
         "winner_bic": _order(by["bic"], families)[0] if n_fit else None,
         "groups": groups,
         "not_fitted": dict(sorted(not_fitted.items())),
-        "atoms": atom_lines(report.layers),
+        "atoms": atom_lines(layers),
         "no_family_fits": no_fit,
         "medians": medians,
         "sentence": main,
         "aic_sentence": aic,
         "aic_caveat": AIC_CAVEAT,
-        "notes": list(NOTES),
+        "notes": notes(families),
     }

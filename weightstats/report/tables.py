@@ -1,24 +1,36 @@
-"""Report files: layers.csv, comparisons.csv, layers.md, summary.md, report.json (+ html/png)."""
+"""Report tables as text: layers.md, summary.md, the readable per-layer table, format names.
+
+A renderer: it reads the model (``ReportData``) and formats with the leaf helpers (``text``).
+"""
 
 from __future__ import annotations
 
-import json
-import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from weightstats import interrupts
 from weightstats.errors import OptionError
 from weightstats.fitting.compare import AIC_NOTE_SHORT
-from weightstats.report.atomic import atomic_directory
-from weightstats.text import csv_cell, markdown, markdown_code
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from weightstats.report.model_report import ModelReport
+from weightstats.report.model import ReportData, safe_spec, scrub_paths
+from weightstats.report.text import (
+    ADEQUACY_LABELS,
+    CI_LABELS,
+    displayed,
+    family,
+    family_label,
+    fmt,
+    fmt_shape,
+    markdown_table,
+    panel_note,
+    shape_column,
+    shape_display,
+    shape_header,
+    shape_symbol,
+    to_csv_text,
+    to_json_text,
+)
+from weightstats.text import markdown, markdown_code
 
 ALL_FORMATS = ("csv", "md", "json", "html", "png")
 
@@ -43,88 +55,72 @@ def check_outputs(formats: Sequence[str], *, plots: bool) -> tuple[str, ...]:
     return fmts
 
 
-def fmt_df(value: Any, digits: int = 3) -> str:
-    """Student-t df for display: a fit that ran to the cap is the Gaussian limit, shown as ∞."""
-    from weightstats.fitting.families.student_t import DF_MAX
-
-    if isinstance(value, float) and value >= DF_MAX * (1 - 1e-9):
-        return "∞"
-    return fmt(value, digits)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """Compact, deterministic text for a table cell."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return ""
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.{digits - 1}e}"
-        return f"{value:.{digits}g}"
-    try:
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):
-        return fmt(value.item(), digits)
-    return str(value)
-
-
-def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """GitHub-flavoured Markdown table (no tabulate dependency)."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        # Text cells (layer names come from the weights file) are escaped; numbers need not be.
-        cells = [markdown(v) if isinstance(v, str) else fmt(v, digits) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def display_wide(report: ModelReport) -> pd.DataFrame:
-    """The readable subset of :meth:`ModelReport.wide` used by layers.md and the HTML page."""
-    from weightstats.report.model_report import family_label
-
+def display_wide(report: ReportData) -> pd.DataFrame:
+    """The readable subset of :meth:`ModelReport.wide` used by layers.md and the HTML page:
+    one column per fitted family's shape (as its ShapeDisplay shows it), with the interval
+    where the display has reference values to compare it with."""
     wide = report.wide()
-    cols = ["layer", "kind", "n", "best_aic", "delta_aic", "best_bic", "t_df", "gennorm_beta"]
+    shapes = displayed(report.families)
+    cols = ["layer", "kind", "n", "best_aic", "delta_aic", "best_bic"]
+    cols += [shape_column(f) for f in shapes]
     cols += [f"ks_D_{f}" for f in report.families] + ["excess_kurtosis"]
     out = wide[cols].copy() if len(wide) else pd.DataFrame(columns=cols)
     for col in ("best_aic", "best_bic"):
         out[col] = [family_label(v) if isinstance(v, str) else "" for v in out[col]]
-    if len(wide):
-        out["t_df"] = [fmt_df(v) for v in out["t_df"]]
-    if len(wide) and "gennorm" in report.families:
-        # The interval says whether beta is distinguishable from 2 (Gaussian) or 1 (Laplace).
-        ci = [f"[{fmt(lo, 3)}, {fmt(hi, 3)}]" if lo == lo and hi == hi else ""
-              for lo, hi in zip(wide["gennorm_beta_ci_low"], wide["gennorm_beta_ci_high"],
-                                strict=True)]
-        # Where no family fits, the Wald interval is replaced (fitting.adequacy): say by what.
-        ci = [f"{c} {CI_LABELS.get(m, '')}".strip() if m != "omitted" else CI_LABELS[m]
-              for c, m in zip(ci, wide["gennorm_beta_ci_method"], strict=True)]
-        out.insert(out.columns.get_loc("gennorm_beta") + 1, "beta_ci", ci)
+    renamed: dict[str, str] = {}
+    for fam in shapes:
+        col = shape_column(fam)
+        renamed[col] = shape_header(fam)
+        if not len(wide):
+            continue
+        out[col] = [fmt_shape(v, fam) for v in out[col]]
+        if shape_display(fam).references:
+            # The interval says whether the shape is distinguishable from its reference values
+            # (β = 2 Gaussian, β = 1 Laplace).
+            renamed[f"{col}_ci"] = f"{shape_symbol(fam)} 95% CI"
+            out.insert(out.columns.get_loc(col) + 1, f"{col}_ci", _intervals(wide, col))
     if len(wide):
         out.insert(out.columns.get_loc("best_bic") + 1, "fit",
                    [ADEQUACY_LABELS.get(v, "") for v in wide["adequacy"]])
         out["scales differ by"] = wide["scales_differ_by"].tolist()
     return out.rename(columns={
         "best_aic": "best (AIC)", "delta_aic": "ΔAIC to runner-up", "best_bic": "best (BIC)",
-        "t_df": "t df", "gennorm_beta": "gennorm β", "beta_ci": "β 95% CI", "excess_kurtosis": "excess kurtosis",
+        **renamed, "excess_kurtosis": "excess kurtosis",
         **{f"ks_D_{f}": f"KS D {f}" for f in report.families},
     })
 
 
-# Short cell text for the adequacy verdict and for intervals that are not Wald intervals.
-ADEQUACY_LABELS = {"fits": "fits", "fits approximately": "fits approx.",
-                   "no family fits": "NO FAMILY FITS", "untested": "untested"}
-CI_LABELS = {"sandwich": "(robust)", "omitted": "omitted: no family fits"}
+def _intervals(wide: pd.DataFrame, col: str) -> list[str]:
+    """``[1.21, 1.35]`` per layer, labelled where it is not a Wald interval."""
+    ci = [f"[{fmt(lo, 3)}, {fmt(hi, 3)}]" if lo == lo and hi == hi else ""
+          for lo, hi in zip(wide[f"{col}_ci_low"], wide[f"{col}_ci_high"], strict=True)]
+    # Where no family fits, the Wald interval is replaced (fitting.adequacy): say by what.
+    return [f"{c} {CI_LABELS.get(m, '')}".strip() if m != "omitted" else CI_LABELS[m]
+            for c, m in zip(ci, wide[f"{col}_ci_method"], strict=True)]
+
+
+def fit_notes(report: ReportData) -> list[tuple[str, str, str, bool]]:
+    """``(layer, family, note, best by BIC)`` for every fit whose family describes it in words
+    (``Family.fit_note``: "53% still at its uniform initialization, the rest Student-t df 19");
+    the same sentence is among the fit's flags in layers.csv."""
+    out = []
+    for lr in report.ok_layers:
+        best = (lr.fit.verdict or {}).get("best_bic")
+        for row in lr.fit.rows or []:
+            fam = family(row.get("family", ""))
+            params = row.get("params")
+            if fam is None or not params:
+                continue
+            note = fam.fit_note(tuple(float(v) for v in params.values()))
+            if note:
+                out.append((lr.name, fam.name, note, row["family"] == best))
+    return out
+
+
+def fit_note_lines(report: ReportData, *, best_only: bool = False) -> list[str]:
+    """``"conv1: uniform + Student-t (best by BIC): 53% still at ..."``, one per noted fit."""
+    return [f"{layer}: {family_label(fam)}{' (best by BIC)' if best else ''}: {note}"
+            for layer, fam, note, best in fit_notes(report) if best or not best_only]
 
 
 def no_fit_lines(info: dict[str, Any]) -> list[str]:
@@ -137,25 +133,8 @@ def no_fit_lines(info: dict[str, Any]) -> list[str]:
     return out
 
 
-def to_csv_text(frame: pd.DataFrame) -> str:
-    """CSV with floats in repr precision (round-trippable, deterministic); text fields pass
-    through :func:`weightstats.text.csv_cell` (no control characters, no formula cells)."""
-    frame = frame.copy()
-    for col in frame.columns:
-        if not pd.api.types.is_numeric_dtype(frame[col]):
-            frame[col] = [csv_cell(v) if isinstance(v, str) else v for v in frame[col]]
-    return frame.to_csv(index=False, lineterminator="\n", float_format=None)
-
-
-def to_json_text(data: Any) -> str:
-    """Sorted keys, no NaN (already cleaned), trailing newline: byte-identical for equal data."""
-    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def summary_markdown(report: ModelReport) -> str:
+def summary_markdown(report: ReportData) -> str:
     """summary.md: the answer, AIC counts with their caveat, groups, options and notes."""
-    from weightstats.report.model_report import family_label, safe_spec, scrub_paths
-
     info, answer = report.summary()
     lines = [f"# weightstats: {markdown(report.model)}", "", f"**{markdown(answer)}**", ""]
     if report.description:
@@ -196,64 +175,37 @@ def summary_markdown(report: ModelReport) -> str:
     lines += [f"- {k}: {markdown_code(v)}" for k, v in sorted(report.options.items())]
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in info["notes"]]
-    from weightstats.report.figures import panel_note
-
-    if panel_note(report):
-        lines += [f"- {panel_note(report)}"]
+    if panel_note(len(report.layers)):
+        lines += [f"- {panel_note(len(report.layers))}"]
     return "\n".join(lines) + "\n"
 
 
-def layers_markdown(report: ModelReport) -> str:
-    """layers.md: the wide table, readable."""
+def layers_markdown(report: ReportData) -> str:
+    """layers.md: the wide table, readable, then the fits described in words (mixtures)."""
     _, answer = report.summary()
-    return (f"# {markdown(report.model)}: per-layer fits\n\n{markdown(answer)}\n\n"
+    text = (f"# {markdown(report.model)}: per-layer fits\n\n{markdown(answer)}\n\n"
             f"ΔAIC is to the runner-up; {AIC_NOTE_SHORT}, BIC is consistent. "
             "KS D is the Kolmogorov-Smirnov distance "
             "(effect size).\n\n" + markdown_table(display_wide(report)))
+    notes = fit_note_lines(report)
+    if notes:
+        text += "\n## Fits in words\n\n" + "".join(f"- {markdown(n)}\n" for n in notes)
+    return text
 
 
-def write_report(
-    report: ModelReport,
-    directory: str | os.PathLike[str],
-    formats: Sequence[str] = ALL_FORMATS,
-    *,
-    plots: bool = True,
-) -> Path:
-    """Render every requested file, then write them atomically into ``directory``.
-
-    Figures are rendered before the target directory is touched, so a failing figure leaves
-    no trace; the files are then written into a temporary sibling directory and renamed.
-    """
-    from weightstats.report import figures as figs
-    from weightstats.report import html
-
-    fmts = check_outputs(formats, plots=plots)
-    target = Path(directory)
-    # Files are written one by one as they are rendered (figures are the slow part), all into
-    # the temporary directory; a failure anywhere removes it and leaves any old report as is.
-    with atomic_directory(target) as tmp:
-
-        def put(rel: str, data: bytes) -> None:
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        if "csv" in fmts:
-            put("layers.csv", to_csv_text(report.table).encode())
-            put("comparisons.csv", to_csv_text(report.comparisons()).encode())
-        if "md" in fmts:
-            put("layers.md", layers_markdown(report).encode())
-            put("summary.md", summary_markdown(report).encode())
-        if "json" in fmts:
-            put("report.json", to_json_text(report.to_dict()).encode())
-        pngs: dict[str, bytes] = {}
-        if plots and ("png" in fmts or "html" in fmts):
-            for name, data in figs.render_all(report):
-                interrupts.check()  # a Ctrl-C that matplotlib's callbacks swallowed
-                if "png" in fmts:
-                    put(f"figures/{name}", data)
-                if "html" in fmts:
-                    pngs[name] = data
-        if "html" in fmts:
-            put("report.html", html.render_html(report, pngs).encode())
-    return target
+__all__ = [
+    "ADEQUACY_LABELS",
+    "ALL_FORMATS",
+    "CI_LABELS",
+    "check_formats",
+    "check_outputs",
+    "display_wide",
+    "fit_note_lines",
+    "fit_notes",
+    "layers_markdown",
+    "markdown_table",
+    "no_fit_lines",
+    "summary_markdown",
+    "to_csv_text",
+    "to_json_text",
+]
