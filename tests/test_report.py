@@ -12,11 +12,12 @@ import pytest
 
 from weightstats.api import fit_model
 from weightstats.errors import OptionError, WeightstatsError
+from weightstats.fitting.families import DEFAULT_FAMILIES
 from weightstats.report import ModelReport
 from weightstats.report import figures as figs
 
 FAST = {"ks_sample": 300, "ks_replicates": 19, "seed": 3}
-FAMILIES = ("normal", "laplace", "t", "gennorm")
+FAMILIES = DEFAULT_FAMILIES
 
 
 def make_state() -> dict[str, np.ndarray]:

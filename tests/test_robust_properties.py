@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from weightstats.fitting import fit_tensor
+from weightstats.fitting.families import DEFAULT_FAMILIES
 
 KS = {"ks_sample": 500, "ks_replicates": 99}
 # "quantized": nearly every value on a few levels (atoms), described rather than fitted.
@@ -23,7 +24,7 @@ SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=N
 # Sizes below 30 are "too_small"; 30/64 use their own null tables; 500-999 subsample to 500.
 SIZES = st.sampled_from([0, 1, 2, 29, 30, 64, 500, 777])
 DTYPES = st.sampled_from([np.float16, np.float32, np.float64])
-FAMS = ("normal", "laplace", "t", "gennorm")
+FAMS = DEFAULT_FAMILIES
 
 
 def _any_finite(dtype: type, size: int):
