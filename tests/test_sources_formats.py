@@ -150,6 +150,30 @@ def test_disguised_files_are_refused_in_one_line(
     one_line(err)
 
 
+def test_built_in_formats_disguised_or_without_extension(tmp_path: Path,
+                                                         values: np.ndarray) -> None:
+    import torch
+
+    torch.save({"fc.weight": torch.from_numpy(values)}, tmp_path / "ckpt.safetensors")
+    with pytest.raises(LoadError, match="named like a safetensors file but its content is a "
+                                        "PyTorch file: give it the .pt extension") as err:
+        list(resolve(tmp_path / "ckpt.safetensors").tensors())
+    one_line(err)
+    with open(tmp_path / "arrays.pt", "wb") as fh:  # np.savez appends .npz to a name
+        np.savez(fh, w=values)
+    with pytest.raises(LoadError, match="content is a NumPy .npz file") as err:
+        list(resolve(tmp_path / "arrays.pt").tensors())
+    one_line(err)
+    # Without an extension (or with one nobody registered) the content decides.
+    save_file({"fc.weight": values}, str(tmp_path / "weights"))
+    torch.save({"fc.weight": torch.from_numpy(values)}, tmp_path / "ckpt.weights")
+    with open(tmp_path / "array.data", "wb") as fh:
+        np.save(fh, values)
+    for name in ("weights", "ckpt.weights", "array.data"):
+        [t] = list(resolve(tmp_path / name).tensors())
+        np.testing.assert_array_equal(t.load(), values)
+
+
 def test_a_format_that_runs_code_needs_the_opt_in(tmp_path: Path, values: np.ndarray) -> None:
     register_format("nums-code", (".numc",), read_nums, needs_opt_in=True, label="numbers+code")
     try:
