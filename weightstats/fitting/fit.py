@@ -235,7 +235,7 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         flags += [p_note] if p_note else []
         ci_low, ci_high, ci_note = _shape_interval(shape, float(fit.log_shape_se[0]))
         flags += [ci_note] if ci_note else []
-        described_fit = fam.fit_note(zp)
+        described_fit = fam.fit_note((loc, scale, *shapes))  # in the data's own units
         flags += [described_fit] if described_fit else []
         rows.append({
             "family": name, "n": n, "loc": loc, "scale": scale, "shape": shape,
