@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +38,23 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def ranked(rows: list[dict], key: str) -> list[dict]:
+    """Rows from best (lowest ``key``) to worst. Values equal to rounding (1e-9 relative: a
+    one-component mixture is the Gaussian itself, its likelihood a hair apart) rank the simpler
+    family first, then the one fitted first, so a family never wins by its optimizer's last bits."""
+    def compare(a: dict, b: dict) -> int:
+        va, vb = a[key], b[key]
+        if math.isnan(va) or math.isnan(vb):  # a failed fit ranks last
+            return math.isnan(va) - math.isnan(vb)
+        if not abs(va - vb) <= 1e-9 * max(1.0, abs(va), abs(vb)):
+            return -1 if va < vb else 1
+        return (a["n_params"] > b["n_params"]) - (a["n_params"] < b["n_params"])
+    return sorted(rows, key=functools.cmp_to_key(compare))
+
+
 def _verdict(rows: list[dict], comparisons: list[dict]) -> dict[str, Any]:
-    by_aic = sorted(rows, key=lambda r: r["aic"])
-    by_bic = sorted(rows, key=lambda r: r["bic"])
+    by_aic = ranked(rows, "aic")
+    by_bic = ranked(rows, "bic")
     best, runner = by_aic[0]["family"], (by_aic[1]["family"] if len(by_aic) > 1 else None)
     verdict = {"best_aic": best, "best_bic": by_bic[0]["family"], "runner_up_aic": runner,
                "delta_aic": (by_aic[1]["aic"] - by_aic[0]["aic"]) if runner else float("nan"),
@@ -85,7 +100,7 @@ class TensorFit:
     def fitted(cls, *, rows, comparisons, descriptives, histogram, options, shape_of_tensor, dtype,
                counts, notes, n) -> TensorFit:
         for key in ("aic", "bic"):
-            for rank, row in enumerate(sorted(rows, key=lambda r: r[key]), start=1):
+            for rank, row in enumerate(ranked(rows, key), start=1):
                 row[f"rank_{key}"] = rank
         return cls("ok", "", n, counts, options, shape_of_tensor, dtype, list(notes), rows,
                    comparisons, descriptives, histogram, _verdict(rows, comparisons))
