@@ -32,9 +32,10 @@ K_MAX = 4
 _SUBSAMPLE = 32768
 # EM only has to get near the optimum; Newton (gsm_newton) finishes and certifies it.
 _EM_TOL, _EM_CYCLES = 1e-7, 15
-# Each K starts EM three times: from nested central intervals, and from the K - 1 fit with a
-# component added this factor narrower or broader; mixtures have local maxima.
-_GROW = 2.5
+# Each K starts EM three times (mixtures have local maxima): from nested central intervals, and
+# from the K - 1 fit with a component added ``_GROW`` times narrower or broader. The starts race
+# for ``_RACE_CYCLES`` cycles; the best of each row goes on.
+_GROW, _RACE_CYCLES = 2.5, 5
 # BIC units (2 nats): fits this close to a row's best are all taken to their exact maximum.
 _BIC_MARGIN = 10.0
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -126,8 +127,9 @@ def fit_all_k(x: np.ndarray):
         fit = None
         for start in (_start(coarse, k, unit, floor), _grown(prev, floor, 1 / _GROW),
                       _grown(prev, floor, _GROW)):
-            trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES)
+            trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_RACE_CYCLES)
             fit = trial if fit is None else _better(fit, trial)
+        fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES)
         prev = fit
         if long_row:  # the EM result's likelihood on all values; only Newton gives a verdict
             fit = (*fit[:3], e_pass(x, *fit[:3], stats=False)[0], np.zeros(1, bool))
