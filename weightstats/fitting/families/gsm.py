@@ -1,12 +1,15 @@
-"""Gaussian scale mixture: K zero-mean-shifted Gaussians with one common centre, K chosen by BIC.
+"""Gaussian scale mixture: K Gaussians with one common centre and their own scales, K by BIC.
 
     f(x) = Σ_k w_k · φ((x - loc) / s_k) / s_k,     k = 1..K,  K = 1..K_MAX
 
 Laplace and Student-t are themselves continuous scale mixtures of Gaussians; a finite mixture is
 their nonparametric relative, and the model that pooling channels of different scales produces.
-Every K from 1 to ``K_MAX`` is fitted to exact maximum likelihood (K = 1 in closed form, the
-others by accelerated EM, ``gsm_em``), and each row keeps the K of the smallest BIC,
-2K·log n - 2·loglik (free parameters: loc, K scales, K - 1 weights).
+K = 1 is the Gaussian fit in closed form. Each K >= 2 is fitted by accelerated EM (``gsm_em``)
+from three starts, and Newton (``gsm_newton``) takes every K whose BIC is near the row's best to
+its maximum, verified by the Newton decrement (``converged``). Each row keeps the K of the
+smallest BIC, 2K·log n - 2·loglik (free parameters: loc, K scales, K - 1 weights), so the
+log-likelihood is never below the Gaussian's. Mixture likelihoods have several local maxima;
+the three starts find the same maxima as 100 EM cycles from each, but a better one may exist.
 
 Parameters are scale-free apart from loc and scale, as every family's are: ``scale`` is the
 mixture's standard deviation sqrt(Σ w_k s_k²), and the shapes are (K, w_1..w_KMAX, r_1..r_KMAX)
@@ -14,9 +17,9 @@ with r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and
 density uses the first K components only (weights renormalized), so a generic optimizer started
 from a fit cannot switch on components that BIC left out.
 
-Long rows are fitted on evenly spaced order statistics first; EM on all values then starts next to
-its optimum. The null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a
-parametric bootstrap of each fit (``null_tables`` False), every replicate refitted with its own K.
+A long row runs EM on evenly spaced order statistics and Newton on all values. The null law of D
+depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of each fit
+(``null_tables`` False), every replicate refitted with its own K, exactly as the fit was made.
 """
 
 from __future__ import annotations
@@ -114,7 +117,9 @@ def fit_all_k(x: np.ndarray):
     floors. K = 1 is exact; K >= 2 runs EM to a loose tolerance (on evenly spaced order statistics
     of a long row, then evaluated on all values), and Newton then takes every K whose BIC comes
     within ``_BIC_MARGIN`` of the row's best to its exact maximum on all values. A K further
-    behind could not overtake: what is left to gain after EM is far below the margin."""
+    behind keeps its EM likelihood: what EM leaves to gain is far below the margin (100 cycles
+    from every start changed no K and no log-likelihood by 1e-8 on 400 rows of 5,000 values
+    from Gaussian, two-, three- and four-component laws)."""
     n = x.shape[1]
     unit = robust_unit(x)
     floor = FLOOR * unit
