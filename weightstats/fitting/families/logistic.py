@@ -18,14 +18,16 @@ import math
 import numpy as np
 from scipy import special, stats
 
-from .base import CHUNK, BatchFit, Family, row_median, strided_quantiles
+from .base import CHUNK, BatchFit, Family, row_median, row_sum, strided_quantiles
 
 _LN3 = math.log(3.0)  # the standard logistic's upper quartile
+_LN2 = math.log(2.0)
 _SUBSAMPLE = 16384
 _MAX_ITER = 60
 _MAX_HALVINGS = 40
-# A Newton step below this (in units of the starting scale) is the last one: quadratic
-# convergence puts the error after it near 1e-14 relative, so it is taken without another pass.
+# A Newton step that moves loc by less than this many scales and the scale by less than this
+# fraction is the last one: quadratic convergence puts the error after it near 1e-14, so it is
+# taken without another pass.
 _STEP_TOL = 1e-7
 _ROUNDING = 1e-13  # relative rounding allowed for in the line search's comparison
 
@@ -38,6 +40,14 @@ def _sums(y: np.ndarray, eta: np.ndarray, tau: np.ndarray, *, value: bool,
     so no full-size temporary is made."""
     out = np.zeros((y.shape[0], 6))
     eta, tau = eta[:, None], tau[:, None]
+    # A trial step far too long can overflow z; its likelihood is then not finite and the line
+    # search rejects it, so the overflow is expected.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _accumulate(out, y, eta, tau, value, derivs)
+    return out
+
+
+def _accumulate(out, y, eta, tau, value: bool, derivs: bool) -> None:
     for i in range(0, y.shape[1], CHUNK):
         yc = y[:, i:i + CHUNK]
         z = tau * yc - eta
@@ -55,7 +65,6 @@ def _sums(y: np.ndarray, eta: np.ndarray, tau: np.ndarray, *, value: bool,
             out[:, 3] += w.sum(axis=1)
             out[:, 4] += wy.sum(axis=1)
             out[:, 5] += (wy * yc).sum(axis=1)
-    return out
 
 
 def _loglik(y: np.ndarray, eta: np.ndarray, tau: np.ndarray) -> np.ndarray:
@@ -88,7 +97,10 @@ def _newton(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             d0 = -(h11 * g0 - h01 * g1) / det
             d1 = -(h00 * g1 - h01 * g0) / det
         ok = np.isfinite(d0) & np.isfinite(d1)
-        small = ok & (np.maximum(np.abs(d0), np.abs(d1)) <= _STEP_TOL * np.maximum(1.0, ta))
+        # Scale-free: loc = eta / tau moves by (d0 - eta d1 / tau) scales, the scale by d1 / tau.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            moved = np.maximum(np.abs(d0 - ea * d1 / ta), np.abs(d1 / ta))
+        small = ok & (moved <= _STEP_TOL)
         # The last step: l rises by g.d / 2 to second order (H d = -g), far below its rounding.
         last = active[small]
         eta[last], tau[last] = ea[small] + d0[small], ta[small] + d1[small]
@@ -119,10 +131,14 @@ def _newton(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 
 
 def _start(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median and the quartile-based scale (the logistic's quartiles lie at loc -/+ scale ln 3)."""
+    """Median and a scale: the larger of the quartile-based one (the logistic's quartiles lie at
+    loc -/+ scale ln 3) and the mean-absolute-deviation one (E|X - loc| = 2 ln 2 scale). Far
+    outliers pull the maximum-likelihood scale up to about the latter (each costs |x - loc| /
+    scale), and Newton from the quartiles alone would have to travel many orders of magnitude."""
     n = x.shape[1]
     loc = row_median(x)
-    scale = (x[:, (3 * n) // 4] - x[:, n // 4]) / (2.0 * _LN3)
+    mean_abs = row_sum(x, lambda c: np.abs(c - loc[:, None]) / n)
+    scale = np.maximum((x[:, (3 * n) // 4] - x[:, n // 4]) / (2.0 * _LN3), mean_abs / (2.0 * _LN2))
     bad = ~(scale > 0)
     if bad.any():  # most values tied: the standard deviation still measures the spread
         scale[bad] = x[bad].std(axis=1) * math.sqrt(3.0) / math.pi
@@ -154,7 +170,7 @@ class Logistic(Family):
     default = False
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
-        if start is not None:
+        if start is not None and np.all(np.isfinite(start.loc)) and np.all(start.scale > 0):
             loc0, scale0 = start.loc.astype(float), start.scale.astype(float)
         elif x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
             # Converge on exact quantiles first; the full data then needs a step or two.
