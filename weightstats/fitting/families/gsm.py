@@ -68,8 +68,13 @@ def _one_component(x: np.ndarray, floor: np.ndarray):
     n = x.shape[1]
     loc = x.mean(axis=1)
     ss = row_sum(x, lambda c: (c - loc[:, None]) ** 2)
-    sd = np.maximum(np.sqrt(ss / n), floor)
-    ll = -0.5 * n * _LOG_2PI - n * np.log(sd) - 0.5 * ss / sd**2
+    sd = np.sqrt(ss / n)
+    with np.errstate(divide="ignore"):  # a constant row; replaced below
+        ll = -0.5 * n * (_LOG_2PI + 2.0 * np.log(sd) + 1.0)  # the Gaussian family's, to the bit
+    low = ~(sd >= floor)
+    if low.any():  # a constant row: the floor bounds the likelihood
+        sd[low] = floor[low]
+        ll[low] = -0.5 * n * _LOG_2PI - n * np.log(sd[low]) - 0.5 * ss[low] / sd[low] ** 2
     return loc, sd[:, None], np.ones((x.shape[0], 1)), ll
 
 
@@ -208,8 +213,14 @@ class GaussianScaleMixture(Family):
         with np.errstate(divide="ignore"):  # unused components: log(0) = -inf drops them
             terms = [np.log(wi) - np.log(ri) - 0.5 * (z / ri) ** 2
                      for wi, ri in zip(w, r, strict=True)]
-            return special.logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0) \
+            mixed = special.logsumexp(np.stack(np.broadcast_arrays(*terms)), axis=0) \
                 - 0.5 * _LOG_2PI - np.log(scale)
+        # One component: the Gaussian's expression, operation for operation, so that a K = 1 fit
+        # and the Gaussian fit give identical pointwise log-likelihoods (Vuong's z is then 0,
+        # not a verdict drawn from rounding noise).
+        z1 = z / r[0]
+        single = -0.5 * z1 * z1 - np.log(scale) - 0.5 * _LOG_2PI - np.log(r[0])
+        return np.where(k == 1, single, mixed)
 
     def cdf(self, x, loc, scale, *shapes):
         _, w, r = _arrays(shapes)
