@@ -12,8 +12,9 @@ log-likelihood is never below the Gaussian's. Mixture likelihoods have several l
 the three starts find the same maxima as 100 EM cycles from each, but a better one may exist.
 
 Parameters are scale-free apart from loc and scale, as every family's are: ``scale`` is the
-mixture's standard deviation sqrt(Σ w_k s_k²), and the shapes are (K, w_1..w_KMAX, r_1..r_KMAX)
-with r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and ratio 1. The
+main component's (the largest weight: the bulk, which outliers in a far component of tiny weight
+cannot inflate as they would the sd), and the shapes are (K, w_1..w_KMAX, r_1..r_KMAX) with
+r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and ratio 1. The
 density uses the first K components only (weights renormalized), so a generic optimizer started
 from a fit cannot switch on components that BIC left out.
 
@@ -33,6 +34,8 @@ from .gsm_newton import newton
 
 K_MAX = 4
 _SUBSAMPLE = 32768
+# Widest row (max - min in robust units) the mixtures are fitted to: s⁴ must stay finite.
+_MAX_RANGE = 1e60
 # EM only has to get near the optimum; Newton (gsm_newton) finishes and certifies it.
 _EM_TOL, _EM_CYCLES = 1e-7, 15
 # Each K starts EM three times (mixtures have local maxima): from nested central intervals, and
@@ -119,20 +122,48 @@ def _bic(fits, n: int) -> np.ndarray:
 
 def fit_all_k(x: np.ndarray):
     """Fits with K = 1..K_MAX for every row (a list of (loc, s, w, ll, conv)) and the rows' scale
-    floors. K = 1 is exact; K >= 2 runs EM to a loose tolerance (on evenly spaced order statistics
-    of a long row, then evaluated on all values), and Newton then takes every K whose BIC comes
-    within ``_BIC_MARGIN`` of the row's best to its exact maximum on all values. A K further
-    behind keeps its EM likelihood: what EM leaves to gain is far below the margin (100 cycles
-    from every start changed no K and no log-likelihood by 1e-8 on 400 rows of 5,000 values
-    from Gaussian, two-, three- and four-component laws)."""
-    n = x.shape[1]
+    floors. K = 1 is the Gaussian fit, computed as the Gaussian family computes it. K >= 2 is
+    fitted in robust units (median 0, spread 1), so any scale works; a row whose range exceeds
+    ``_MAX_RANGE`` robust units (a value ~1e60 spreads out) is left at K = 1, marked not
+    converged: its components' squared and fourth-power scales would overflow."""
+    rows, n = x.shape
     unit = robust_unit(x)
     floor = FLOOR * unit
     loc1, s1, w1, ll1 = _one_component(x, floor)
-    fits = [(loc1, s1, w1, ll1, np.ones(x.shape[0], bool))]
-    long_row = x.shape[0] == 1 and n > 2 * _SUBSAMPLE
-    coarse = strided_quantiles(x, _SUBSAMPLE) if long_row else x
-    prev = fits[0]
+    fits = [(loc1, s1, w1, ll1, np.ones(rows, bool))]
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = np.flatnonzero((x[:, -1] - x[:, 0]) / unit <= _MAX_RANGE)
+    fits[0][4][np.setdiff1d(np.arange(rows), ok)] = False
+    for k in range(2, K_MAX + 1):
+        fits.append((np.zeros(rows), np.ones((rows, k)), np.full((rows, k), 1.0 / k),
+                     np.full(rows, -np.inf), np.zeros(rows, bool)))
+    if ok.size:
+        xs = x if ok.size == rows else x[ok]
+        med = 0.5 * (xs[:, (n - 1) // 2] + xs[:, n // 2])
+        y = (xs - med[:, None]) / unit[ok, None]
+        log_unit = np.log(unit[ok])
+        for k, (loc, s, w, ll, conv) in enumerate(_fit_mixtures(y, ll1[ok] + n * log_unit), 2):
+            fit = fits[k - 1]
+            fit[0][ok], fit[1][ok], fit[2][ok] = med + unit[ok] * loc, unit[ok, None] * s, w
+            fit[3][ok], fit[4][ok] = ll - n * log_unit, conv
+    return fits, floor
+
+
+def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
+    """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. EM to a
+    loose tolerance (on evenly spaced order statistics of a long row, then evaluated on all
+    values), and Newton takes every K whose BIC comes within ``_BIC_MARGIN`` of the row's best
+    to its exact maximum on all values. A K further behind keeps its EM likelihood: what EM
+    leaves to gain is far below the margin (100 cycles from every start changed no K and no
+    log-likelihood by 1e-8 on 400 rows of 5,000 values from Gaussian, two-, three- and
+    four-component laws)."""
+    rows, n = y.shape
+    unit = np.ones(rows)
+    floor = FLOOR * unit
+    long_row = rows == 1 and n > 2 * _SUBSAMPLE
+    coarse = strided_quantiles(y, _SUBSAMPLE) if long_row else y
+    prev = _one_component(coarse, floor)
+    fits = []
     for k in range(2, K_MAX + 1):
         fit = None
         for start in (_start(coarse, k, unit, floor), _grown(prev, floor, 1 / _GROW),
@@ -142,15 +173,15 @@ def fit_all_k(x: np.ndarray):
         fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES)
         prev = fit
         if long_row:  # the EM result's likelihood on all values; only Newton gives a verdict
-            fit = (*fit[:3], e_pass(x, *fit[:3], stats=False)[0], np.zeros(1, bool))
+            fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(1, bool))
         fits.append(fit)
-    bic = _bic(fits, n)
+    bic = _bic([(None, None, None, ll1), *fits], n)
     near = bic <= bic.min(axis=1, keepdims=True) + _BIC_MARGIN
     for k in range(2, K_MAX + 1):
-        rows = np.flatnonzero(near[:, k - 1])
-        if rows.size:
-            fits[k - 1] = _polish(x, fits[k - 1], floor, rows)
-    return fits, floor
+        rows_k = np.flatnonzero(near[:, k - 1])
+        if rows_k.size:
+            fits[k - 2] = _polish(y, fits[k - 2], floor, rows_k)
+    return fits
 
 
 class GaussianScaleMixture(Family):
@@ -166,7 +197,7 @@ class GaussianScaleMixture(Family):
     default = False
     group = "mixtures"
     # For generic optimizers: K is a count (the density reads round(K)), weights are renormalized.
-    shape_bounds = ((1.0, float(K_MAX)), *(((1e-6, 1.0),) * K_MAX), *(((1e-3, 1e3),) * K_MAX))
+    shape_bounds = ((1.0, float(K_MAX)), *(((1e-6, 1.0),) * K_MAX), *(((1e-4, 1e4),) * K_MAX))
     shape_start = (float(K_MAX), *([1.0 / K_MAX] * K_MAX), 0.4, 0.7, 1.1, 1.8)
     shape_display = ShapeDisplay(symbol="K", title="Gaussian scale mixture: components (BIC)",
                                  shown_up_to=float(K_MAX), beyond="", digits=1)
@@ -187,7 +218,9 @@ class GaussianScaleMixture(Family):
             loc[sel], ll[sel], conv[sel] = f_loc[sel], f_ll[sel], f_conv[sel]
             s[sel, :k + 1], w[sel, :k + 1] = f_s[sel], f_w[sel]
         active = w > 0
-        scale = np.sqrt((w * s * s).sum(axis=1))
+        # The scale is the main component's (the largest weight): the bulk of the values, which
+        # a far component of tiny weight (outliers) cannot inflate as it would the sd.
+        scale = np.take_along_axis(s, np.argmax(w, axis=1)[:, None], 1)[:, 0]
         ratio = np.where(active, s / scale[:, None], 1.0)
         at_bound = (active & (s <= floor[:, None] * (1 + 1e-9))).any(axis=1)
         k_used = best + 1.0
@@ -203,9 +236,9 @@ class GaussianScaleMixture(Family):
         k, w, r = _components(theta[2:])
         if k == 1:
             return "1 Gaussian component (the Gaussian fit)"
-        parts = [f"{100 * wi:.0f}% at {ri:.2g}" for wi, ri in zip(w, r, strict=True)]
+        parts = [f"{_percent(wi)} at {ri:.2g}x" for wi, ri in zip(w, r, strict=True)]
         return (f"{k} Gaussian components with a common centre: " + ", ".join(parts)
-                + " times the mixture's standard deviation")
+                + " the main component's scale")
 
     def logpdf(self, x, loc, scale, *shapes):
         k, w, r = _arrays(shapes)
@@ -234,6 +267,10 @@ class GaussianScaleMixture(Family):
 
     def frozen(self, loc, scale, *shapes):
         return FrozenGSM(self, float(loc), float(scale), tuple(float(v) for v in shapes))
+
+
+def _percent(w: float) -> str:
+    return f"{100 * w:.0f}%" if w >= 0.01 else f"{100 * w:.2g}%"
 
 
 def _k_of(value) -> np.ndarray:
