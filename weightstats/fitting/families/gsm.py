@@ -81,13 +81,32 @@ def _one_component(x: np.ndarray, floor: np.ndarray):
     return loc, sd[:, None], np.ones((x.shape[0], 1)), ll
 
 
+def _coarse_size(n: int) -> int:
+    """Evenly spaced order statistics EM runs on, a function of n alone (the observed fit and
+    its bootstrap refits must be made alike): all values up to 2,048, then 1,024, and 32,768
+    beyond 65,536 values."""
+    if n <= 2048:
+        return n
+    return 1024 if n <= 2 * _SUBSAMPLE else _SUBSAMPLE
+
+
 def _polish(x, fit, floor, rows):
     """Newton from an EM result, for those of ``rows`` where it applies: not collapsed onto fewer
     components (a flat likelihood, see ``gsm_em.collapsed``) and no scale at its floor (a
     constraint); the other rows keep the EM result and its verdict."""
     loc, s, w, ll, conv = (v.copy() for v in fit)
     s_r, w_r = s[rows], w[rows]
-    rows = rows[~collapsed(s_r, w_r) & (s_r > floor[rows, None] * (1 + 1e-9)).all(axis=1)]
+    newton_ok = ~collapsed(s_r, w_r) & (s_r > floor[rows, None] * (1 + 1e-9)).all(axis=1)
+    em_rows, rows = rows[~newton_ok], rows[newton_ok]
+    if em_rows.size:  # EM on all values to a tight tolerance, with its own score check
+        xs = x if em_rows.size == x.shape[0] else x[em_rows]
+        e_loc, e_s, e_w, e_ll, e_conv = squarem(xs, loc[em_rows], s[em_rows], w[em_rows],
+                                                np.ones(em_rows.size), floor[em_rows],
+                                                max_cycles=200)
+        better = e_ll >= ll[em_rows]
+        take = em_rows[better]
+        loc[take], s[take], w[take], ll[take] = e_loc[better], e_s[better], e_w[better], e_ll[better]
+        conv[take] = e_conv[better]
     if rows.size:
         xs = x if rows.size == x.shape[0] else x[rows]
         p_loc, p_s, p_w, p_ll, p_conv = newton(xs, loc[rows], s[rows], w[rows], floor[rows])
@@ -160,8 +179,8 @@ def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     rows, n = y.shape
     unit = np.ones(rows)
     floor = FLOOR * unit
-    long_row = rows == 1 and n > 2 * _SUBSAMPLE
-    coarse = strided_quantiles(y, _SUBSAMPLE) if long_row else y
+    m = _coarse_size(n)
+    coarse = strided_quantiles(y, m) if m < n else y
     prev = _one_component(coarse, floor)
     fits = []
     for k in range(2, K_MAX + 1):
@@ -172,8 +191,8 @@ def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
             fit = trial if fit is None else _better(fit, trial)
         fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES)
         prev = fit
-        if long_row:  # the EM result's likelihood on all values; only Newton gives a verdict
-            fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(1, bool))
+        if m < n:  # the EM result's likelihood on all values; only Newton gives a verdict
+            fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(rows, bool))
         fits.append(fit)
     bic = _bic([(None, None, None, ll1), *fits], n)
     near = bic <= bic.min(axis=1, keepdims=True) + _BIC_MARGIN

@@ -33,6 +33,7 @@ import numpy as np
 from .base import CHUNK, row_dot
 
 FLOOR = 1e-3
+MAX_SCALE = 1e60  # in robust units: larger scales would overflow s⁴ in the Newton step
 W_FLOOR = 1e-10
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _IQR_TO_SD = 1.3489795003921634  # interquartile range of the standard normal
@@ -141,7 +142,10 @@ def _pack(loc, s, w, unit):
 def _unpack(p, unit, floor):
     k = (p.shape[1] - 1) // 2
     loc = p[:, 0] * unit
-    s = np.maximum(np.exp(p[:, 1:1 + k]), floor[:, None])
+    # An extrapolation may overshoot far (alpha up to -1e4 on a flat likelihood): scales stay
+    # within [floor, 1e60 units], where s² and s⁴ are finite; the likelihood check rejects it.
+    log_s = np.clip(p[:, 1:1 + k], np.log(floor)[:, None], np.log(MAX_SCALE * unit)[:, None])
+    s = np.maximum(np.exp(log_s), floor[:, None])
     w = np.exp(p[:, 1 + k:] - p[:, 1 + k:].max(axis=1, keepdims=True))
     w /= w.sum(axis=1, keepdims=True)
     w = np.maximum(w, W_FLOOR)
