@@ -18,9 +18,9 @@ r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and rati
 density uses the first K components only (weights renormalized), so a generic optimizer started
 from a fit cannot switch on components that BIC left out.
 
-A long row runs EM on evenly spaced order statistics and Newton on all values. The null law of D
-depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of each fit
-(``null_tables`` False), every replicate refitted with its own K, exactly as the fit was made.
+EM runs on evenly spaced order statistics of rows over 2,048 values, Newton on all values. The
+null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of
+each fit (``null_tables`` False), every replicate refitted with its own K, as the fit was made.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def fit_all_k(x: np.ndarray):
 
 def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. EM to a
-    loose tolerance (on evenly spaced order statistics of a long row, then evaluated on all
+    loose tolerance (on ``_coarse_size`` evenly spaced order statistics, then evaluated on all
     values), and Newton takes every K whose BIC comes within ``_BIC_MARGIN`` of the row's best
     to its exact maximum on all values. A K further behind keeps its EM likelihood: what EM
     leaves to gain is far below the margin (100 cycles from every start changed no K and no
