@@ -425,7 +425,8 @@ def _theta(loc, sigma, nu, w) -> np.ndarray:
 
 def _fit_core(x: np.ndarray, start: BatchFit | None):
     """Multi-start ascent on quantile summaries, polished on the full rows; returns theta, c,
-    loglik and the pure-t fit (always a candidate: the mixture nests it)."""
+    loglik, the pure-t fit (always a candidate: the mixture nests it) and whether each row is
+    verified at a maximum."""
     rows, n = x.shape
     tfit = _T.fit_rows(x)
     if start is not None and np.all(np.isfinite(start.shape)) and len(start.more) == 2:
@@ -476,8 +477,20 @@ def _fit_core(x: np.ndarray, start: BatchFit | None):
     # flip that value out of the uniform: a margin of 1e-9 of c keeps it in, at a cost of
     # 1e-9 nats per value inside.
     c = c * (1.0 + _EDGE_MARGIN)
-    ll = _pass(x, theta, c, derivs=False)[0]
-    return theta, c, ll, tfit
+    ll, grad, hess = _pass(x, theta, c)[:3]
+    return theta, c, ll, tfit, _at_maximum(theta, ll, grad, hess)
+
+
+def _at_maximum(theta, ll, grad, hess) -> np.ndarray:
+    """Per row: no Newton step in the smooth parameters is predicted to gain more than
+    1e-6 + 1e-9·|loglik| (the edges are a discrete local maximum by construction)."""
+    pinned = ((theta <= _LOWER * (1 + 1e-12)) & (grad < 0)) | (
+        (theta >= _UPPER * (1 - 1e-12)) & (grad > 0))
+    pinned[:, 0], pinned[:, 1] = True, False
+    with np.errstate(all="ignore"):
+        dirn = _direction(grad, hess, pinned)
+        dec = 0.5 * np.einsum("ij,ij->i", dirn, np.where(pinned, 0.0, grad))
+    return np.isfinite(dec) & (dec <= 1e-6 + 1e-9 * np.abs(ll))
 
 
 def _take(fit: BatchFit, rows: np.ndarray) -> BatchFit:
@@ -524,7 +537,7 @@ class UniformT(Family):
             fit = self.fit_rows(y, start=start)
             return replace(fit, loc=med + unit * fit.loc, scale=unit * fit.scale,
                            loglik=fit.loglik - n * np.log(unit))
-        theta, c, ll, tfit = _fit_core(x, start)
+        theta, c, ll, tfit, at_max = _fit_core(x, start)
         loc, sigma, nu, w = (v[:, 0] for v in _unpack(theta))
         # The t alone (w = 0) wins where the uniform adds nothing: report the collapse, not a
         # uniform of negligible share whose edge no data decide.
@@ -536,7 +549,7 @@ class UniformT(Family):
         return BatchFit(
             np.where(collapse, tfit.loc, loc), np.where(collapse, tfit.scale, sigma),
             np.where(collapse, 0.0, w), np.where(collapse, tfit.loglik, ll),
-            collapse | (w >= 1.0 - 1e-6), nan, np.where(collapse, t_conv, True),
+            collapse | (w >= 1.0 - 1e-6), nan, np.where(collapse, t_conv, at_max),
             more=(h, np.where(collapse, tfit.shape, nu)))
 
     def _fit_with_flat_rows(self, x: np.ndarray, flat: np.ndarray, start: BatchFit | None):
