@@ -457,7 +457,7 @@ def _fit_core(x: np.ndarray, start: BatchFit | None):
             mid = strided_quantiles(x, _POLISH)
             floor, a_max = _edge_range(mid, theta[:, 0])
             theta, c, _ = _iterate(mid, theta, c, floor, a_max, max_iter=60, step0=step0)
-            step0 = 0.005
+            step0 = 4.0 / _POLISH  # a few of the quantiles' spacings
     floor, a_max = _edge_range(x, theta[:, 0])
     theta, c, ll = _iterate(x, theta, c, floor, a_max, max_iter=60, step0=step0, settle=1e-6)
     # Polish: both edges onto the outermost values inside (same inside set, narrower uniform,
