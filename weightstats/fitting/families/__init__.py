@@ -12,11 +12,15 @@ import difflib
 from ...errors import OptionError
 from .base import BatchFit, Family, Nesting, ShapeDisplay
 from .gennorm import GenNorm
+from .gsm import GaussianScaleMixture
 from .laplace import Laplace
+from .logistic import Logistic
 from .normal import Normal
 from .student_t import StudentT
+from .uniform_mix import UniformT
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (Normal(), Laplace(), StudentT(), GenNorm())}
+FAMILIES: dict[str, Family] = {f.name: f for f in (Normal(), Laplace(), StudentT(), GenNorm(), Logistic(), GaussianScaleMixture(),
+                                                   UniformT())}
 DEFAULT_FAMILIES: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.default)
 
 
