@@ -56,7 +56,8 @@ def test_ks_pvalue_calibrated_under_the_null():
 
 @pytest.mark.parametrize(("family", "n", "shape"), [("normal", 200, None), ("laplace", 300, None),
                                                     ("t", 50, 4.0), ("t", 30, 0.5), ("gennorm", 30, 0.5),
-                                                    ("gennorm", 50, 1.0), ("gennorm", 30, 2.0)])
+                                                    ("gennorm", 50, 1.0), ("gennorm", 30, 2.0),
+                                                    ("logistic", 50, None)])
 def test_shipped_null_tables_are_what_the_fitter_makes_today(family, n, shape):
     """A shipped table is only valid for the fitting code that made it: regenerating one in full
     (every replicate, D and A^2) must give it back exactly. Small sizes keep this cheap; they run
