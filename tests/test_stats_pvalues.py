@@ -68,7 +68,7 @@ def test_shipped_tables_cover_every_family_shape_and_ladder_size():
 
     assert nt.DEFAULT_REPLICATES >= 10_000
     for n in nt.LADDER:
-        for fam in FAMILIES.values():
+        for fam in (f for f in FAMILIES.values() if f.null_tables):  # others: per-fit bootstrap
             for shape in fam.shape_grid or (None,):
                 assert (fam.name, n, None if shape is None else f"{shape:.6g}") in nt._shipped_keys()
                 tables = nt.null_tables(fam.name, n, nt.DEFAULT_REPLICATES, shape)
