@@ -133,10 +133,11 @@ def assess(rows: list[dict[str, Any]], best: str | None) -> dict[str, Any]:
 # ---------------------------------------------------------------- sandwich (robust) intervals
 def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: float, shape: float,
                         n: int | None = None) -> float:
-    """Sandwich standard error of log(shape) for a fit of ``family`` ("t" or "gennorm").
+    """Sandwich standard error of log(shape) for a fit of ``family`` (one with analytic
+    ``Family.shape_scores``; NaN for the others).
 
     ``V = A^-1 B A^-1 / n`` in (log scale, log shape), with ``B`` the covariance of the per-value
-    scores (analytic, :func:`_scores`) and ``A`` minus the derivative of the mean score (central
+    scores (analytic, ``Family.shape_scores``) and ``A`` minus the derivative of the mean score (central
     differences of the analytic scores, error O(1e-8)). Both are expectations over the data's own
     law, estimated on up to ``ROBUST_SAMPLE`` evenly spaced order statistics of ``z_sorted``, and
     ``n`` (default: its length) is the number of values the fit used. Location is held at its
