@@ -18,7 +18,7 @@ r_k = s_k / scale, components ordered by scale, unused ones at weight 0 and rati
 density uses the first K components only (weights renormalized), so a generic optimizer started
 from a fit cannot switch on components that BIC left out.
 
-EM runs on evenly spaced order statistics of rows over 2,048 values, Newton on all values. The
+EM runs on evenly spaced order statistics of rows over 1,024 values, Newton on all values. The
 null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of
 each fit (``null_tables`` False), every replicate refitted with its own K, as the fit was made.
 """
@@ -28,12 +28,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .base import BatchFit, Family, ShapeDisplay, row_sum, strided_quantiles
+from .base import BatchFit, Family, ShapeDisplay, row_sum
 from .gsm_em import FLOOR, collapsed, e_pass, robust_unit, sort_components, squarem
 from .gsm_newton import newton
 
 K_MAX = 4
 _SUBSAMPLE = 32768
+_EXTREMES = 16  # each side, added to the order statistics EM runs on
 # Widest row (max - min in robust units) the mixtures are fitted to: s⁴ must stay finite.
 _MAX_RANGE = 1e60
 # EM only has to get near the optimum; Newton (gsm_newton) finishes and certifies it.
@@ -83,11 +84,27 @@ def _one_component(x: np.ndarray, floor: np.ndarray):
 
 def _coarse_size(n: int) -> int:
     """Evenly spaced order statistics EM runs on, a function of n alone (the observed fit and
-    its bootstrap refits must be made alike): all values up to 2,048, then 1,024, and 32,768
-    beyond 65,536 values."""
-    if n <= 2048:
+    its bootstrap refits must be made alike): all values up to 1,024, then 512 (up to 2,048),
+    1,024 (up to 65,536) and 32,768."""
+    if n <= 1024:
         return n
+    if n <= 2048:
+        return 512
     return 1024 if n <= 2 * _SUBSAMPLE else _SUBSAMPLE
+
+
+def _coarse(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and weights of the values EM runs on: the ``_EXTREMES`` smallest and largest
+    (weight 1: a few far outliers, which an even spacing would skip, need their own component)
+    and about ``m`` evenly spaced order statistics between them, each weighted by the number of
+    values it stands for, so the weights add up to n."""
+    e = _EXTREMES
+    step = max(1, (n - 2 * e) // m)
+    inner = np.arange(e + step // 2, n - e, step)
+    cols = np.concatenate([np.arange(e), inner, np.arange(n - e, n)])
+    weight = np.concatenate([np.ones(e), np.full(inner.size, (n - 2 * e) / inner.size),
+                             np.ones(e)])
+    return cols, weight
 
 
 def _polish(x, fit, floor, rows):
@@ -170,7 +187,7 @@ def fit_all_k(x: np.ndarray):
 
 def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. EM to a
-    loose tolerance (on ``_coarse_size`` evenly spaced order statistics, then evaluated on all
+    loose tolerance (on the weighted order statistics of ``_coarse``, then evaluated on all
     values), and Newton takes every K whose BIC comes within ``_BIC_MARGIN`` of the row's best
     to its exact maximum on all values. A K further behind keeps its EM likelihood: what EM
     leaves to gain is far below the margin (100 cycles from every start changed no K and no
@@ -180,18 +197,21 @@ def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     unit = np.ones(rows)
     floor = FLOOR * unit
     m = _coarse_size(n)
-    coarse = strided_quantiles(y, m) if m < n else y
-    prev = _one_component(coarse, floor)
+    cols, weight = _coarse(n, m) if m < n else (None, None)
+    coarse = y if cols is None else y[:, cols]
+    prev = _one_component(y, floor)  # starts read all values: cheap, and unweighted
     fits = []
     for k in range(2, K_MAX + 1):
         fit = None
-        for start in (_start(coarse, k, unit, floor), _grown(prev, floor, 1 / _GROW),
+        for start in (_start(y, k, unit, floor), _grown(prev, floor, 1 / _GROW),
                       _grown(prev, floor, _GROW)):
-            trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_RACE_CYCLES)
+            trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_RACE_CYCLES,
+                            weight=weight)
             fit = trial if fit is None else _better(fit, trial)
-        fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES)
+        fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES,
+                      weight=weight)
         prev = fit
-        if m < n:  # the EM result's likelihood on all values; only Newton gives a verdict
+        if cols is not None:  # the EM result's likelihood on all values; Newton gives a verdict
             fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(rows, bool))
         fits.append(fit)
     bic = _bic([(None, None, None, ll1), *fits], n)

@@ -61,18 +61,22 @@ def _blocks(rows: int, n: int):
             yield slice(r0, r0 + per), slice(c0, c0 + CHUNK)
 
 
-def e_pass(x: np.ndarray, loc: np.ndarray, s: np.ndarray, w: np.ndarray, stats: bool = True):
+def e_pass(x: np.ndarray, loc: np.ndarray, s: np.ndarray, w: np.ndarray, stats: bool = True,
+           weight: np.ndarray | None = None):
     """Log-likelihood per row at (loc, s, w) and, with ``stats``, the sums N, D1, D2 (rows, K).
 
-    ``s`` must be sorted ascending per row (the last component is the broadest).
+    ``s`` must be sorted ascending per row (the last component is the broadest). ``weight``
+    (one per column) counts each value that many times: order statistics standing for the
+    values around them.
     """
     rows, n = x.shape
+    total_weight = n if weight is None else float(weight.sum())
     k = s.shape[1]
     s_top, w_top = s[:, -1], w[:, -1]
     a = 0.5 * (1.0 / s[:, :-1] ** 2 - 1.0 / s_top[:, None] ** 2)  # >= 0
     c = np.log(w[:, :-1] / s[:, :-1]) - np.log(w_top / s_top)[:, None]
     half_inv_top = 0.5 / s_top**2
-    ll = n * (np.log(w_top / s_top) - 0.5 * _LOG_2PI)
+    ll = total_weight * (np.log(w_top / s_top) - 0.5 * _LOG_2PI)
     n_sum = np.zeros((rows, k))
     d1 = np.zeros((rows, k))
     d2 = np.zeros((rows, k))
@@ -87,10 +91,17 @@ def e_pass(x: np.ndarray, loc: np.ndarray, s: np.ndarray, w: np.ndarray, stats: 
             np.exp(e, out=e)
             total += e
             terms.append(e)
-        ll[rs] += np.log(total).sum(axis=1) - half_inv_top[rs] * q.sum(axis=1)
+        wt = None if weight is None else weight[cs]
+        if wt is None:
+            ll[rs] += np.log(total).sum(axis=1) - half_inv_top[rs] * q.sum(axis=1)
+        else:
+            ll[rs] += (np.einsum("rm,m->r", np.log(total), wt)
+                       - half_inv_top[rs] * np.einsum("rm,m->r", q, wt))
         if not stats:
             continue
         inv = np.divide(1.0, total, out=total)
+        if wt is not None:
+            inv *= wt  # responsibilities times weights from here on
         terms.append(inv)  # the broadest component's responsibility is 1 / total
         for j, e in enumerate(terms):
             if j < k - 1:
@@ -162,16 +173,17 @@ def collapsed(s: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def squarem(x: np.ndarray, loc, s, w, unit, floor, *, max_cycles: int = 500,
-            tol: float = 1e-13):
+            tol: float = 1e-13, weight: np.ndarray | None = None):
     """Maximize the likelihood of every row from (loc, s, w) by SQUAREM-accelerated ECM.
 
     A row stops when a cycle gains less than ``tol`` nats per value or (loc/unit, log s, log w)
     move by less than 1e-9, when it has ``collapsed`` onto fewer components, or after
     ``max_cycles``. Returns (loc, s, w, loglik, converged) with
     the log-likelihood computed at exactly the returned parameters; ``converged`` also asks the
-    score there (per value, unit-free) to be below 1e-7.
+    score there (per value, unit-free) to be below 1e-7. ``weight``: see ``e_pass``.
     """
     rows, n = x.shape
+    n = n if weight is None else float(weight.sum())
     loc, s, w = loc.copy(), s.copy(), w.copy()
     ll = np.full(rows, -np.inf)
     grad = np.full((rows, 2 * s.shape[1] + 1), np.inf)
@@ -184,12 +196,12 @@ def squarem(x: np.ndarray, loc, s, w, unit, floor, *, max_cycles: int = 500,
         xa = x if act.size == rows else x[act]
         ua, fa = unit[act], floor[act]
         l0, s0, w0 = loc[act], s[act], w[act]
-        ll0, *sums = e_pass(xa, l0, s0, w0)
+        ll0, *sums = e_pass(xa, l0, s0, w0, weight=weight)
         g = gradient(n, s0, w0, *sums, fa)
         g[:, 0] *= ua
         ll[act], grad[act] = ll0, g
         l1, s1, w1 = _m_step(n, l0, s0, *sums, fa)
-        ll1, *sums = e_pass(xa, l1, s1, w1)
+        ll1, *sums = e_pass(xa, l1, s1, w1, weight=weight)
         l2, s2, w2 = _m_step(n, l1, s1, *sums, fa)
         p0, p1, p2 = (_pack(*t, ua) for t in ((l0, s0, w0), (l1, s1, w1), (l2, s2, w2)))
         r, v = p1 - p0, p2 - 2.0 * p1 + p0
@@ -197,7 +209,7 @@ def squarem(x: np.ndarray, loc, s, w, unit, floor, *, max_cycles: int = 500,
             alpha = -np.sqrt((r * r).sum(axis=1) / (v * v).sum(axis=1))
         alpha = np.clip(np.nan_to_num(alpha, nan=-1.0), -1e4, -1.0)[:, None]
         le, se, we = _unpack(p0 - 2.0 * alpha * r + alpha * alpha * v, ua, fa)
-        lle, *sums = e_pass(xa, le, se, we)
+        lle, *sums = e_pass(xa, le, se, we, weight=weight)
         l3, s3, w3 = _m_step(n, le, se, *sums, fa)
         take = (lle >= ll1)[:, None]
         loc[act] = np.where(take[:, 0], l3, l2)
@@ -214,7 +226,7 @@ def squarem(x: np.ndarray, loc, s, w, unit, floor, *, max_cycles: int = 500,
     if not done.all():  # rows out of cycles: evaluate where they stand
         act = np.flatnonzero(~done)
         xa = x if act.size == rows else x[act]
-        ll_a, *sums = e_pass(xa, loc[act], s[act], w[act])
+        ll_a, *sums = e_pass(xa, loc[act], s[act], w[act], weight=weight)
         g = gradient(n, s[act], w[act], *sums, floor[act])
         g[:, 0] *= unit[act]
         ll[act], grad[act] = ll_a, g
