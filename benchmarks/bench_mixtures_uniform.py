@@ -46,7 +46,7 @@ NOTES = [
     "small (median about 0.15%, at most 4.4%; w = 0 reported where the uniform gains nothing or "
     "its share is below 1e-4) and BIC never prefers the mixture, so a layer is not called "
     "'partly at initialization' without a visible plateau.",
-    "* Time: on 1e6 values almost all of it is the parametric bootstrap (99 refits of 5,000 "
+    "* Time: on 1e6 values most of it is the parametric bootstrap (99 refits of 5,000 "
     "values, each a 5-parameter fit with its own edge search); the fit itself is about 1.5 s. The "
     "family is opt-in (`--families +mixtures`): on every tensor of a model it would multiply "
     "the fitting time many times over.",
