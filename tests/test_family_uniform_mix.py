@@ -70,6 +70,17 @@ def test_pure_t_collapses_to_the_t(df) -> None:
     assert fit.loglik[0] >= T.fit(x).loglik[0]
 
 
+def test_pure_t_layer_is_not_called_partly_at_initialization() -> None:
+    """On a trained (Student-t) layer the mixture's few extra nats do not win: BIC keeps the t
+    and the Vuong comparison favours neither (w = 0 leaves c unidentified, so no nested LR test
+    is claimed for the pair)."""
+    x = 0.02 * np.random.default_rng(8).standard_t(6.0, 20_000)
+    result = fit_tensor(x, families=("t", FAM.name), ks_replicates=19)
+    assert result.verdict["best_bic"] == "t"
+    comparison = result.comparisons().iloc[0]
+    assert not comparison["nested"] and comparison["favored"] != FAM.name
+
+
 def _degenerate_samples() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(5)
     return {
