@@ -185,8 +185,28 @@ def fit_all_k(x: np.ndarray):
     return fits, floor
 
 
+def _em_k(y, coarse, k: int, prev, weight, unit, floor):
+    """EM fit with K = k from three starts (racing), on ``coarse`` (weighted order statistics
+    of ``y``, or None: ``y`` itself), with its log-likelihood on all of ``y``."""
+    exact = coarse is None
+    coarse = y if exact else coarse
+    fit = None
+    for start in (_start(y, k, unit, floor), _grown(prev, floor, 1 / _GROW),
+                  _grown(prev, floor, _GROW)):
+        trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_RACE_CYCLES,
+                        weight=weight)
+        fit = trial if fit is None else _better(fit, trial)
+    fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES,
+                  weight=weight)
+    if not exact:  # the EM result's likelihood on all values; Newton gives a verdict
+        fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(y.shape[0], bool))
+    return fit
+
+
 def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
-    """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. EM to a
+    """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. A row
+    stops adding components once one gains less than half a component's BIC price (½·log n
+    nats; the rows not tried have log-likelihood -inf). EM to a
     loose tolerance (on the weighted order statistics of ``_coarse``, then evaluated on all
     values), and Newton takes every K whose BIC comes within ``_BIC_MARGIN`` of the row's best
     to its exact maximum on all values. A K further behind keeps its EM likelihood: what EM
@@ -198,21 +218,26 @@ def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     floor = FLOOR * unit
     m = _coarse_size(n)
     cols, weight = _coarse(n, m) if m < n else (None, None)
-    coarse = y if cols is None else y[:, cols]
+    coarse = None if cols is None else y[:, cols]
     prev = _one_component(y, floor)  # starts read all values: cheap, and unweighted
+    prev_ll = ll1
+    go = np.arange(rows)  # rows still adding components
     fits = []
     for k in range(2, K_MAX + 1):
-        fit = None
-        for start in (_start(y, k, unit, floor), _grown(prev, floor, 1 / _GROW),
-                      _grown(prev, floor, _GROW)):
-            trial = squarem(coarse, *start, unit, floor, tol=_EM_TOL, max_cycles=_RACE_CYCLES,
-                            weight=weight)
-            fit = trial if fit is None else _better(fit, trial)
-        fit = squarem(coarse, *fit[:3], unit, floor, tol=_EM_TOL, max_cycles=_EM_CYCLES,
-                      weight=weight)
-        prev = fit
-        if cols is not None:  # the EM result's likelihood on all values; Newton gives a verdict
-            fit = (*fit[:3], e_pass(y, *fit[:3], stats=False)[0], np.zeros(rows, bool))
+        fit = (np.zeros(rows), np.ones((rows, k)), np.full((rows, k), 1.0 / k),
+               np.full(rows, -np.inf), np.zeros(rows, bool))
+        if go.size:
+            every = go.size == rows  # a single long row must not be copied
+            y_go = y if every else y[go]
+            c_go = coarse if coarse is None or every else coarse[go]
+            part = _em_k(y_go, c_go, k, tuple(v[go] for v in prev[:3]), weight, unit[go],
+                         floor[go])
+            for whole, piece in zip(fit, part, strict=True):
+                whole[go] = piece
+            # Forward selection: a component that gains less than half its BIC price makes
+            # a further one pointless (scale mixtures nest: K + 1 refines the K-fit's tails).
+            go = go[fit[3][go] - prev_ll[go] > 0.5 * np.log(n)]
+        prev, prev_ll = fit, fit[3]
         fits.append(fit)
     bic = _bic([(None, None, None, ll1), *fits], n)
     near = bic <= bic.min(axis=1, keepdims=True) + _BIC_MARGIN
