@@ -8,7 +8,8 @@
 * Size of the parametric-bootstrap KS/AD p-values (199 refits): P(p <= 0.05) over tensors drawn
   from a fitted-like K = 2 mixture (nominal 0.05).
 * Time of one ``fit_tensor(x, families=("gsm",))`` (fit, KS subsample fit, bootstrap) on 1e6 and
-  2.4e6 values (a ResNet-like t(8) with channel scales), beside the default families.
+  2.4e6 values (a ResNet-like t(8) with channel scales), beside the default families, and of the
+  54 tensors of an untrained ResNet-50 (whether gsm could be on by default: issue 12 item 4).
 
     nice .venv/bin/python benchmarks/bench_mixtures.py --out benchmarks/mixtures.md  # ~15 min
 """
@@ -55,7 +56,7 @@ def k_selection(runs: int, n: int, seed: int) -> list[str]:
         counts = np.bincount(got, minlength=K_MAX + 1)[1:]
         cpu = (time.process_time() - t0) / runs
         lines.append(f"| {k} | {n:,} | {runs} | **{(got == k).sum()}** | "
-                     f"{' / '.join(map(str, counts))} | {cpu:.2f} |")
+                     f"{' / '.join(map(str, counts))} | {cpu:.3f} |")
     return lines
 
 
@@ -120,6 +121,29 @@ def timings(seed: int) -> list[str]:
     return lines
 
 
+def resnet50_cost() -> list[str]:
+    """CPU time of fit_tensor over the 54 conv/linear tensors of an untrained ResNet-50
+    (torch.manual_seed(0), as bench_resnet50.py): the default families, gsm alone, and both."""
+    try:
+        import torch
+        import torchvision
+    except ImportError:
+        return ["(torchvision not installed: skipped)"]
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50()
+    tensors = [p.detach().numpy() for p in model.parameters() if p.ndim >= 2]
+    lines = []
+    for fams in (DEFAULT_FAMILIES, ("gsm",), (*DEFAULT_FAMILIES, "gsm")):
+        c0 = time.process_time()
+        fits = [fit_tensor(w, families=fams) for w in tensors]
+        ks = [f.params("gsm")["K"] if "gsm" in fams else 0 for f in fits]
+        cpu = time.process_time() - c0
+        picks = (" / ".join(str(int(np.sum(np.array(ks) == k))) for k in range(1, K_MAX + 1))
+                 if "gsm" in fams else "")
+        lines.append(f"| {', '.join(fams)} | {len(tensors)} | {cpu:.1f} | {picks} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
@@ -150,6 +174,11 @@ def main() -> None:
             "t(8) values times per-channel scales exp(N(0, 0.5²)), 1,000 values per channel.", "",
             "| n | families | wall s | CPU s | gsm fit |", "|---|---|---|---|---|"]
     out += timings(args.seed)
+    out += ["", "## Untrained ResNet-50, all 54 conv/linear tensors (25.5 M values)", "",
+            "Kaiming-uniform initial weights are platykurtic; a scale mixture of Gaussians is "
+            "always leptokurtic, so K = 1 is the right answer there.", "",
+            "| families | tensors | CPU s | gsm K = 1 / 2 / 3 / 4 |", "|---|---|---|---|"]
+    out += resnet50_cost()
     out += ["", f"Total {time.perf_counter() - t0:.0f} s."]
     text = "\n".join(out) + "\n"
     print(text)
