@@ -104,7 +104,8 @@ def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarra
     """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²."""
     z = x - loc
     z *= 1.0 / sigma
-    q = z * z
+    with np.errstate(over="ignore"):  # an infinite q sends the row to _partial_sums_far below
+        q = z * z
     a = q + nu
     if np.all(nu <= 1e3):
         # log(nu + q) - log(nu) is SIMD-fast and, for moderate df, as accurate as log1p(q/nu).
