@@ -21,6 +21,10 @@ from a fit cannot switch on components that BIC left out.
 EM runs on evenly spaced order statistics of rows over 1,024 values, Newton on all values. The
 null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of
 each fit (``null_tables`` False), every replicate refitted with its own K, as the fit was made.
+
+Known limit: a magnitude-pruned tensor's truncated fit (``fitting.truncated``) uses the package's
+generic optimizer over all 11 parameters with K fixed at ``shape_start``'s 4; it is slow (about
+2 minutes of CPU on 200,000 survivors) and may stop below the Student-t's likelihood.
 """
 
 from __future__ import annotations
