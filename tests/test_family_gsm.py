@@ -136,6 +136,18 @@ def test_far_outliers() -> None:
 
 
 @pytest.mark.filterwarnings("error")
+def test_any_magnitude() -> None:
+    """Rows far from unit scale (fitted in robust units) give the same fit, mapped."""
+    x = _draw(np.random.default_rng(9), 3000, (0.7, 0.3), (1.0, 3.0))
+    ref = GSM.theta(GSM.fit(x))
+    for a, b in ((1e-300, 0.0), (1e200, 0.0), (1.0, 1e6)):
+        theta = GSM.theta(GSM.fit(b + a * x))
+        assert theta[0] == pytest.approx(b + a * ref[0], rel=1e-6, abs=1e-6 * a)
+        assert theta[1] == pytest.approx(a * ref[1], rel=1e-6)
+        np.testing.assert_allclose(theta[2:], ref[2:], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("error")
 def test_small_samples_of_heavy_laws_fit_cleanly() -> None:
     """Bootstrap-sized batches of 30-value rows (flat likelihoods, where SQUAREM extrapolates
     far) fit without overflow warnings or non-finite likelihoods."""

@@ -75,14 +75,23 @@ def _one_component(x: np.ndarray, floor: np.ndarray):
     """K = 1: the Gaussian maximum-likelihood fit (sd floored like every component)."""
     n = x.shape[1]
     loc = x.mean(axis=1)
-    ss = row_sum(x, lambda c: (c - loc[:, None]) ** 2)
+    with np.errstate(over="ignore"):  # squares beyond 1e308 (values ~1e200): redone below
+        ss = row_sum(x, lambda c: (c - loc[:, None]) ** 2)
     sd = np.sqrt(ss / n)
-    with np.errstate(divide="ignore"):  # a constant row; replaced below
+    with np.errstate(divide="ignore", invalid="ignore"):  # rows replaced below
         ll = -0.5 * n * (_LOG_2PI + 2.0 * np.log(sd) + 1.0)  # the Gaussian family's, to the bit
-    low = ~(sd >= floor)
-    if low.any():  # a constant row: the floor bounds the likelihood
-        sd[low] = floor[low]
-        ll[low] = -0.5 * n * _LOG_2PI - n * np.log(sd[low]) - 0.5 * ss[low] / sd[low] ** 2
+    low = np.flatnonzero(~((sd >= floor) & np.isfinite(sd)))
+    if low.size:
+        # Squares that under- or overflowed are summed again in robust units; a constant
+        # row stays at the floor, which bounds its likelihood.
+        f, u = floor[low], floor[low] / FLOOR
+        ss_u = row_sum(x[low], lambda c: ((c - loc[low, None]) / u[:, None]) ** 2)
+        sd_low = u * np.sqrt(ss_u / n)
+        fits = sd_low >= f
+        with np.errstate(divide="ignore"):
+            ll[low] = np.where(fits, -0.5 * n * (_LOG_2PI + 2.0 * np.log(sd_low) + 1.0),
+                               -0.5 * n * _LOG_2PI - n * np.log(f) - 0.5 * ss_u / FLOOR**2)
+        sd[low] = np.maximum(sd_low, f)
     return loc, sd[:, None], np.ones((x.shape[0], 1)), ll
 
 
@@ -165,7 +174,8 @@ def fit_all_k(x: np.ndarray):
     floors. K = 1 is the Gaussian fit, computed as the Gaussian family computes it. K >= 2 is
     fitted in robust units (median 0, spread 1), so any scale works; a row whose range exceeds
     ``_MAX_RANGE`` robust units (a value ~1e60 spreads out) is left at K = 1, marked not
-    converged: its components' squared and fourth-power scales would overflow."""
+    converged: its components' squared and fourth-power scales would overflow. Rows whose
+    spread is within 1e-3..1e3 and median within 1e3 spreads of 0 are fitted as they are."""
     rows, n = x.shape
     unit = robust_unit(x)
     floor = FLOOR * unit
@@ -180,12 +190,19 @@ def fit_all_k(x: np.ndarray):
     if ok.size:
         xs = x if ok.size == rows else x[ok]
         med = 0.5 * (xs[:, (n - 1) // 2] + xs[:, n // 2])
-        y = (xs - med[:, None]) / unit[ok, None]
-        log_unit = np.log(unit[ok])
-        for k, (loc, s, w, ll, conv) in enumerate(_fit_mixtures(y, ll1[ok] + n * log_unit), 2):
+        u = unit[ok]
+        if np.all((u >= 1e-3) & (u <= 1e3) & (np.abs(med) <= 1e3 * u)):
+            # Already in workable units (fit_tensor standardizes, the bootstrap draws standard
+            # values): no copy of a long row.
+            y, shift, scale, y_unit = xs, np.zeros(ok.size), np.ones(ok.size), u
+        else:
+            y, shift, scale, y_unit = (xs - med[:, None]) / u[:, None], med, u, np.ones(ok.size)
+        log_scale = np.log(scale)
+        for k, (loc, s, w, ll, conv) in enumerate(
+                _fit_mixtures(y, ll1[ok] + n * log_scale, y_unit), 2):
             fit = fits[k - 1]
-            fit[0][ok], fit[1][ok], fit[2][ok] = med + unit[ok] * loc, unit[ok, None] * s, w
-            fit[3][ok], fit[4][ok] = ll - n * log_unit, conv
+            fit[0][ok], fit[1][ok], fit[2][ok] = shift + scale * loc, scale[:, None] * s, w
+            fit[3][ok], fit[4][ok] = ll - n * log_scale, conv
     return fits, floor
 
 
@@ -207,8 +224,9 @@ def _em_k(y, coarse, k: int, prev, weight, unit, floor):
     return fit
 
 
-def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
-    """K = 2..K_MAX fitted to rows ``y`` in robust units, given the K = 1 log-likelihoods. A row
+def _fit_mixtures(y: np.ndarray, ll1: np.ndarray, unit: np.ndarray):
+    """K = 2..K_MAX fitted to rows ``y`` of robust spread ``unit`` (near 1), given the K = 1
+    log-likelihoods. A row
     stops adding components once one gains less than half a component's BIC price (½·log n
     nats; the rows not tried have log-likelihood -inf). EM to a
     loose tolerance (on the weighted order statistics of ``_coarse``, then evaluated on all
@@ -218,7 +236,6 @@ def _fit_mixtures(y: np.ndarray, ll1: np.ndarray):
     log-likelihood by 1e-8 on 400 rows of 5,000 values from Gaussian, two-, three- and
     four-component laws)."""
     rows, n = y.shape
-    unit = np.ones(rows)
     floor = FLOOR * unit
     m = _coarse_size(n)
     cols, weight = _coarse(n, m) if m < n else (None, None)
