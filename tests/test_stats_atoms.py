@@ -249,3 +249,18 @@ def test_pruned_weights_stored_sparse_are_pruned_too():
     rng = np.random.default_rng(29)  # two separate modes, not symmetric about zero: no pruning
     two_modes = np.r_[rng.normal(-3, 0.3, 50_000), rng.normal(4, 0.3, 50_000)]
     assert find_atoms(np.sort(two_modes)).pruned_c is None
+
+
+def test_families_without_a_truncated_fit_are_reported_not_fitted_on_pruned_tensors():
+    from weightstats.fitting.families import FAMILIES
+
+    skipped = [name for name, fam in FAMILIES.items() if not fam.truncated_fit]
+    assert skipped  # the mixtures declare it; without one this test checks nothing
+    x = np.random.default_rng(5).normal(size=20_000)
+    x[np.abs(x) < np.quantile(np.abs(x), 0.5)] = 0.0
+    fit = weightstats.fit_tensor(x, families=("normal", *skipped), ks_replicates=REPLICATES)
+    frame = fit.to_frame().set_index("family")
+    assert fit.verdict["best_bic"] == "normal"
+    for name in skipped:
+        assert frame.loc[name, "flags"].startswith("not_fitted:")
+        assert np.isnan(frame.loc[name, "loglik"])

@@ -18,6 +18,7 @@ from .families import get_family
 from .result import FRAME_COLUMNS, TensorFit
 
 FAILED_FLAG = "fit_failed"
+NOT_FITTED_FLAG = "not_fitted"
 
 
 def _reason(exc: BaseException) -> str:
@@ -33,11 +34,12 @@ def _family_names(families) -> list[str]:
     return list(check_families(families))
 
 
-def failed_row(family: str, n: int, reason: str) -> dict:
-    """A table row for a family whose fit raised: NaN numbers, the reason in the flags."""
+def failed_row(family: str, n: int, reason: str, *, flag: str = FAILED_FLAG) -> dict:
+    """A table row for a family whose fit raised (or that cannot be fitted to this layer): NaN
+    numbers, the reason in the flags."""
     row = {c: math.nan for c in FRAME_COLUMNS}
     row.update(family=family, n=n, n_params=get_family(family).n_params,
-               flags=f"{FAILED_FLAG}: {reason}")
+               flags=f"{flag}: {reason}")
     return row
 
 

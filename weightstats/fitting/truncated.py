@@ -33,6 +33,7 @@ from .compare import compare_pair, llr_moments, pretest_overlaps
 from .descriptives import describe, histogram_sorted
 from .families import get_family
 from .families.base import strided_quantiles
+from .guard import NOT_FITTED_FLAG, failed_row
 from .ks import ks_statistic_sorted
 from .result import TensorFit
 
@@ -98,6 +99,8 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
     note = (f"{atoms.describe()}: every family is fitted to the survivors truncated to "
             f"|w| >= {c_raw:.4g}; no KS p-value or shape interval for truncated fits")
     rows, logpdfs = [], {}
+    skipped = [name for name in names if not get_family(name).truncated_fit]
+    names = [name for name in names if name not in skipped]
     for name in names:
         fam = get_family(name)
         params, ll = fit_family_truncated(name, u, c)
@@ -136,6 +139,8 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
     atoms.annotate(rows, described)
     for row in rows:
         row["flags"] = note
+    rows += [failed_row(name, n, f"{get_family(name).label} has no truncated fit for pruned tensors",
+                        flag=NOT_FITTED_FLAG) for name in skipped]
     counts, edges = histogram_sorted(u, bins)
     base = dict(base, n=atoms.n_total)
     result = TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,

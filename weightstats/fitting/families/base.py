@@ -91,6 +91,9 @@ class Family(ABC):
     # pruned tensors, the conformance suite's check of the fit); each shape is positive.
     shape_bounds: tuple[tuple[float, float], ...] = ()
     shape_start: tuple[float, ...] = ()
+    # False: no fit of the law truncated to |x| >= c (magnitude-pruned tensors, fitting.truncated);
+    # there the family is reported as not fitted rather than left to a generic optimizer.
+    truncated_fit: bool = True
     nests: tuple[Nesting, ...] = ()
     shape_display: ShapeDisplay | None = None
     # Fitted unless the caller names families; "mixtures" families are opt-in (``+mixtures``).

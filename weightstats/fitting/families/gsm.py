@@ -22,9 +22,9 @@ EM runs on evenly spaced order statistics of rows over 1,024 values, Newton on a
 null law of D depends on all 2K - 1 shapes, so KS/AD p-values come from a parametric bootstrap of
 each fit (``null_tables`` False), every replicate refitted with its own K, as the fit was made.
 
-Known limit: a magnitude-pruned tensor's truncated fit (``fitting.truncated``) uses the package's
-generic optimizer over all 11 parameters with K fixed at ``shape_start``'s 4; it is slow (about
-2 minutes of CPU on 200,000 survivors) and may stop below the Student-t's likelihood.
+Magnitude-pruned tensors are not fitted (``truncated_fit`` False): the package's truncated fit is a
+generic optimizer over every parameter, which for 11 parameters took about 2 minutes of CPU on
+200,000 survivors and could stop below the Student-t's likelihood; the row says "not_fitted".
 """
 
 from __future__ import annotations
@@ -278,6 +278,7 @@ class GaussianScaleMixture(Family):
     shape_names = ("K", *(f"w{k}" for k in range(1, K_MAX + 1)),
                    *(f"r{k}" for k in range(1, K_MAX + 1)))
     null_tables = False
+    truncated_fit = False  # a generic optimizer over every parameter is minutes per pruned layer
     bootstrap_replicates = 199
     default = False
     group = "mixtures"

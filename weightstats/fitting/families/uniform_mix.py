@@ -54,6 +54,7 @@ class UniformT(Family):
     shape_bounds = ((1e-6, 1.0 - 1e-6), (H_MIN, H_MAX), (DF_MIN, DF_CAP))
     shape_start = (0.5, 1.5, 10.0)
     null_tables = False
+    truncated_fit = False  # a generic optimizer over every parameter is minutes per pruned layer
     bootstrap_replicates = 99
     default = False
     group = "mixtures"
