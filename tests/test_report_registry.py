@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from importgraph import find_cycle, import_graph
 
 import weightstats
 from weightstats.fitting.families import FAMILIES, ShapeDisplay
@@ -134,73 +135,16 @@ def test_delta_baseline_comes_from_nesting() -> None:
     assert nesting_baseline(("t", "gennorm")) is None
 
 
-def _report_modules() -> dict[str, Path]:
-    return {f"weightstats.report.{p.stem}" if p.stem != "__init__" else "weightstats.report": p
-            for p in sorted(REPORT.glob("*.py"))}
-
-
-def _imports(module: str, path: Path, known: set[str]) -> set[str]:
-    """Every report module ``module`` imports, anywhere in the file (module level, functions,
-    TYPE_CHECKING blocks), absolute or relative, ``import a.b`` or ``from a import b``."""
-    package = module if path.stem == "__init__" else module.rsplit(".", 1)[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")
-                parts = parts[:len(parts) - node.level + 1]
-                base = ".".join(parts + ([base] if base else []))
-            # ``from weightstats.report import figures`` imports the submodule figures; a
-            # name that is no submodule (``from weightstats.report import ModelReport``) comes
-            # from the package's __init__.
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base
-                       for alias in node.names]
-        else:
-            continue
-        out |= {t for t in targets if t in known and t != module}
-    return out
-
-
-def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (found := visit(node)):
-            return found
-    return None
-
-
 def test_report_import_graph_is_acyclic() -> None:
-    modules = _report_modules()
-    graph = {m: _imports(m, p, set(modules)) for m, p in modules.items()}
-    assert len(graph) >= 8
-    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+    graph = import_graph()
+    nodes = {m for m in graph if m.startswith("weightstats.report")}
+    assert len(nodes) >= 8
+    assert find_cycle(graph, nodes) is None, " -> ".join(find_cycle(graph, nodes) or [])
     # The leaf imports nothing from report/; the renderers never import the writer or the top.
-    assert graph["weightstats.report.text"] == set()
+    assert not graph["weightstats.report.text"] & nodes
     for renderer in ("summary", "tables", "figures", "html", "compare"):
         assert not graph[f"weightstats.report.{renderer}"] & {
             "weightstats.report.model_report", "weightstats.report.writer", "weightstats.report"}
-
-
-def test_cycle_finder_finds_a_cycle() -> None:
-    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
-    assert _cycle({"a": {"b"}, "b": set()}) is None
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

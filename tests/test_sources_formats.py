@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from importgraph import find_cycle, import_graph
 from safetensors.numpy import save_file
 
 import weightstats
@@ -248,66 +249,11 @@ def test_every_extension_the_docs_mention_is_in_the_table() -> None:
 
 
 # ----------------------------------------------------------------------------- no import circle
-def _import_graph() -> dict[str, set[str]]:
-    """weightstats module -> weightstats modules it imports (module-, function- and
-    TYPE_CHECKING-level alike)."""
-    modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        modules[".".join(parts)] = path
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        edges = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    target = alias.name
-                    while target and target not in modules:
-                        target = target.rpartition(".")[0]
-                    edges.add(target)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join(up + ([base] if base else []))
-                for alias in node.names:
-                    full = f"{base}.{alias.name}"
-                    edges.add(full if full in modules else base)
-        graph[name] = {e for e in edges if e in modules and e != name}
-    return graph
-
-
-def _cycle(graph: dict[str, set[str]], nodes: set[str]) -> list[str] | None:
-    """One import circle among ``nodes`` (a list that starts and ends with the same module)."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node] & nodes):
-            if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for start in sorted(nodes):
-        if start not in state and (found := visit(start)):
-            return found
-    return None
-
-
 def test_layers_and_sources_import_without_a_circle() -> None:
-    graph = _import_graph()
+    graph = import_graph()
     nodes = {n for n in graph if n == "weightstats.layers" or n.startswith("weightstats.sources")}
     assert "weightstats.sources.kinds" in nodes and "weightstats.sources.formats" in nodes
-    assert _cycle(graph, nodes) is None, " -> ".join(_cycle(graph, nodes) or [])
+    assert find_cycle(graph, nodes) is None, " -> ".join(find_cycle(graph, nodes) or [])
     # Selection comes after the sources: layers imports them, no source reaches layers through
     # any chain of weightstats modules.
     assert "weightstats.sources.kinds" in graph["weightstats.layers"]

@@ -22,6 +22,8 @@ from weightstats.errors import OptionError
 # never-ending run or a memory bomb (the bootstrap draws ks_replicates x ks_sample values per
 # table; a histogram of `bins` counts is stored per layer in report.json).
 MAX_JOBS = 256
+MIN_KS_SAMPLE = 10
+MIN_KS_REPLICATES = 19  # the smallest count whose Monte Carlo p-value can reach 0.05
 MAX_KS_SAMPLE = 10_000_000
 MAX_KS_REPLICATES = 1_000_000
 MAX_BINS = 100_000
@@ -248,8 +250,6 @@ def check_seed(seed: Any, *, flags: bool = False) -> int:
 def check_fit_numbers(*, ks_sample: Any, ks_replicates: Any, seed: Any, bins: Any = 200,
                       flags: bool = False) -> dict[str, int]:
     """The numeric options every fit takes, checked and converted to int."""
-    from weightstats.fitting.fit import MIN_KS_REPLICATES, MIN_KS_SAMPLE
-
     return {
         "ks_sample": whole_number(ks_sample, "ks_sample", low=MIN_KS_SAMPLE, high=MAX_KS_SAMPLE,
                                   flags=flags, unit="weights"),

@@ -32,8 +32,6 @@ from .truncated import fit_pruned
 
 MIN_N = 30  # below this a three-parameter fit and its tests mean little
 _SORT_NARROW_UP_TO = 1 << 23
-MIN_KS_SAMPLE = 10
-MIN_KS_REPLICATES = 19  # the smallest count whose Monte Carlo p-value can reach 0.05
 _Z95 = stats.norm.ppf(0.975)
 
 
