@@ -54,6 +54,9 @@ def test_half_trained_layer_is_described_as_partly_uniform() -> None:
     share = float(re.search(r"(\d+)% still at its uniform initialization", mix["flags"]).group(1))
     assert 37 <= share <= 43
     assert mix["params"]["half_width"] * mix["params"]["scale"] == pytest.approx(bound, rel=0.02)
+    # The note gives the edges in the weights' own units, to hold against 1/sqrt(fan_in).
+    low, high = map(float, re.search(r"U\((\S+), (\S+)\)", mix["flags"]).groups())
+    assert (-low, high) == pytest.approx((bound, bound), rel=0.03)
     assert np.isfinite(mix["ks_pvalue"]) and "parametric bootstrap" in mix["flags"]
 
 

@@ -128,11 +128,13 @@ class UniformT(Family):
 
     def fit_note(self, theta: tuple[float, ...]) -> str:
         loc, scale, w, h, df = theta
+        rest = ("Gaussian (Student-t df at its cap)" if df >= DF_CAP * (1 - 1e-9)
+                else f"Student-t df {df:.3g}")
         if w <= 0.0:
-            return f"no share at a uniform initialization: Student-t df {df:.3g}"
-        # theta may be in standardized units (fit_tensor), so only scale-free numbers appear.
-        return (f"{100 * w:.0f}% still at its uniform initialization (half-width {h:.3g} t "
-                f"scales), the rest Student-t df {df:.3g}")
+            return f"no share at a uniform initialization: {rest}"
+        c = h * scale  # the edge in the data's units, to hold against 1/sqrt(fan_in)
+        return (f"{100 * w:.0f}% still at its uniform initialization U({loc - c:.3g}, "
+                f"{loc + c:.3g}), the rest {rest}")
 
     def logpdf(self, x, loc, scale, w, h, df):
         x, loc, scale, w, h, df = np.broadcast_arrays(*(np.asarray(v, float)
