@@ -9,6 +9,8 @@ rm -rf reports.new && mkdir reports.new
 $WS fit digits-resnet digits-resnet:none digits-vae digits-vae:none resnet50:none --out reports.new
 # Channel scale mixtures vs genuinely heavy tails: the same VAE with each output channel standardized.
 $WS fit digits-vae --per-channel --out reports.new/digits-vae-per-channel
+# The opt-in mixture families beside the four defaults: trained vs untrained (uniform init) VAE.
+$WS fit digits-vae digits-vae:none --families +mixtures --out reports.new/mixtures
 $WS compare digits-vae digits-vae:none --out reports.new/compare-digits-vae-trained-vs-untrained
 $WS compare digits-resnet digits-resnet:none --out reports.new/compare-digits-resnet-trained-vs-untrained
 $WS compare digits-vae --out reports.new/compare-digits-vae-encoder-vs-decoder
