@@ -206,7 +206,7 @@ def describe_families() -> str:
     if off:
         text += f" Also: {', '.join(off)}."
     for group, names in _groups().items():
-        text += f" Group {group}: {', '.join(FAMILIES[n].label for n in names)}."
+        text += f" Group {group}: {', '.join(shown(FAMILIES[n]) for n in names)}."
     example = f" (e.g. {', '.join('+' + g for g in _groups())})" if _groups() else ""
     return text + f" {ALL_FAMILIES}: every family; +X: the defaults plus X{example}."
 
