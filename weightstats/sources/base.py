@@ -102,8 +102,9 @@ class WeightTensor:
 
     @property
     def is_float(self) -> bool:
-        """True for real floating dtypes (float16/32/64, bfloat16, float8) and quantized ones."""
-        return self.dtype.startswith(("float", "qint", "quint")) or self.dtype == "bfloat16"
+        """True for real floating dtypes (float16/32/64, bfloat16, float8) and quantized ones
+        (torch's qint8 ..., GGUF's ``gguf:Q4_K`` ...)."""
+        return self.dtype.startswith(("float", "qint", "quint", "gguf:")) or self.dtype == "bfloat16"
 
     def load(self) -> np.ndarray:
         """Read the values; float16 stays float16, bfloat16 comes back as float32 (exact).

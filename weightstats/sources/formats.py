@@ -31,6 +31,7 @@ from pathlib import Path
 
 from weightstats.errors import LoadError
 from weightstats.sources.base import WeightTensor, error_reason
+from weightstats.sources.gguf_file import gguf_tensors, sniff_gguf
 from weightstats.sources.numpy_file import npy_tensors, npz_tensors, sniff_npy, sniff_npz
 from weightstats.sources.onnx_source import onnx_tensors, sniff_onnx
 from weightstats.sources.safetensors_file import safetensors_tensors, sniff_safetensors
@@ -310,3 +311,5 @@ register_format("onnx", (".onnx",), onnx_tensors, sniff=sniff_onnx, rank=30, lab
 register_format("npz", (".npz",), npz_tensors, sniff=sniff_npz, rank=40, label="NumPy .npz",
                 folder_names=("*.npz",))
 register_format("npy", (".npy",), npy_tensors, sniff=sniff_npy, rank=50, label="NumPy .npy")
+register_format("gguf", (".gguf",), gguf_tensors, sniff=sniff_gguf, rank=35, label="GGUF",
+                folder_names=("*.gguf",))

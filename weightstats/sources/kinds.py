@@ -14,8 +14,11 @@ from collections.abc import Mapping, Sequence
 KINDS: tuple[str, ...] = ("conv", "linear", "embedding", "norm", "bias", "other")
 DEFAULT_KINDS: tuple[str, ...] = ("conv", "linear", "embedding")
 
-# Tokens that mark an embedding table in common naming schemes (BERT, GPT-2, LLaMA, ViT).
-_EMBED_RE = re.compile(r"embed|wte|wpe", re.IGNORECASE)
+# Tokens that mark an embedding table in common naming schemes (BERT, GPT-2, LLaMA, ViT, GGUF's
+# token_embd).
+_EMBED_RE = re.compile(r"embe?d|wte|wpe", re.IGNORECASE)
+# GGUF's mixture-of-experts weights (blk.0.ffn_up_exps.weight): one (out, in) matrix per expert.
+_EXPERTS_RE = re.compile(r"_exps$")
 # Norm-ish module names: bn1, ln_f, norm1, input_layernorm, gn, LayerNorm, final_norm ...
 _NORM_RE = re.compile(r"(^|[._])(bn|ln|gn)(\d+|_\w+)?$|norm", re.IGNORECASE)
 # Norm buffers; they are statistics, not weights.
@@ -81,6 +84,8 @@ def infer_kind(name: str, shape: Sequence[int], *, norm_modules: frozenset[str] 
     if lower_last in _NORM_BUFFERS or ndim == 0:
         return "other"
     is_weight = lower_last.endswith("weight") or lower_last in ("kernel", "w") or not module
+    if ndim == 3 and is_weight and _EXPERTS_RE.search(_split(module)[1]):
+        return "linear"
     if ndim >= 3:
         # pos_embed (1, N, D) and cls_token (1, 1, D) are 3-D but are not convolutions.
         if _EMBED_RE.search(last) or "token" in lower_last:
