@@ -71,8 +71,39 @@ def _seeds(tmp: Path) -> dict[str, bytes]:
         [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])], [w])
     onnx.save(helper.make_model(graph), str(tmp / "s.onnx"))
-    names = ("s.safetensors", "s.pt", "legacy.pth", "s.npz", "c.npz", "s.npy", "s.onnx")
+    _gguf_seed(tmp / "s.gguf")
+    names = ("s.safetensors", "s.pt", "legacy.pth", "s.npz", "c.npz", "s.npy", "s.onnx", "s.gguf")
     return {n: (tmp / n).read_bytes() for n in names}
+
+
+def _gguf_seed(path: Path) -> None:
+    """A GGUF file with metadata (a string array) and F32, F16, BF16 and Q8_0 tensors."""
+    import gguf
+    from gguf.quants import quantize
+
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_token_list(["<s>", "a", "b"])
+    w.add_tensor("token_embd.weight", rng.standard_normal((6, 32)).astype(np.float16))
+    w.add_tensor("blk.0.attn_q.weight", rng.standard_normal((4, 32)).astype(np.float32))
+    bits = (rng.standard_normal((3, 32)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    w.add_tensor("blk.0.ffn_up.weight", bits.view(np.uint8), raw_dtype=gguf.GGMLQuantizationType.BF16)
+    q8 = quantize(rng.standard_normal((2, 64)).astype(np.float32), gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor("blk.0.ffn_down.weight", q8, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def _gguf_header_mutations(data: bytes) -> list[bytes]:
+    """Targeted GGUF damage: magic, version, the two header counts, a string length."""
+    u64 = lambda v: v.to_bytes(8, "little")  # noqa: E731
+    return [b"GGUX" + data[4:], data[:12], data[:4] + (99).to_bytes(4, "little") + data[8:],
+            data[:8] + u64(2**63) + data[16:], data[:16] + u64(2**40) + data[24:],
+            data[:8] + u64(int.from_bytes(data[8:16], "little") + 1) + data[16:],
+            data[:24] + u64(2**62) + data[32:]]
 
 
 def _mutations(data: bytes, rng: np.random.Generator, k: int) -> list[bytes]:
@@ -104,7 +135,8 @@ def _cases(tmp: Path) -> list[dict]:
     for name, data in seeds.items():
         ext = name[name.index("."):]
         cases += [(f"mut{j}{ext}", b) for j, b in enumerate(_mutations(data, rng, 40))]
-    for ext in (".safetensors", ".pt", ".bin", ".onnx", ".npz", ".npy", ".ckpt"):
+    cases += [(f"hdr{j}.gguf", b) for j, b in enumerate(_gguf_header_mutations(seeds["s.gguf"]))]
+    for ext in (".safetensors", ".pt", ".bin", ".onnx", ".npz", ".npy", ".ckpt", ".gguf"):
         for j in range(4):
             size = int(rng.choice([1, 7, 8, 9, 64, 1000]))
             cases.append((f"rand{j}{ext}", rng.integers(0, 256, size, dtype=np.uint8).tobytes()))
