@@ -101,6 +101,27 @@ def test_quantized_tensor_is_dequantized_and_flagged(model) -> None:
     np.testing.assert_allclose(blocks / scale, np.round(blocks / scale), atol=1e-2)
 
 
+def q4_k_blocks(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """Valid Q4_K bytes (gguf cannot quantize K-types): finite fp16 super-block scales, random
+    6-bit sub-scales and 4-bit values; 256 values per 144-byte block."""
+    blocks = rng.integers(0, 256, (rows * cols // 256, 144), dtype=np.uint8)
+    scales = np.array([0.002, 0.001], np.float16).view(np.uint8)  # d, dmin
+    blocks[:, :4] = scales
+    return blocks.reshape(rows, cols // 256 * 144)
+
+
+def test_k_quant_tensor_is_dequantized_in_numpy_order(tmp_path: Path) -> None:
+    raw = q4_k_blocks(np.random.default_rng(3), 16, 512)
+    path = tmp_path / "k.gguf"
+    write_gguf(path, {"blk.0.ffn_gate.weight": (raw, Q.Q4_K)})
+    (t,) = resolve(str(path)).tensors()
+    assert (t.name, t.kind, t.shape, t.dtype) == ("blk.0.ffn_gate.weight", "linear", (16, 512),
+                                                  "gguf:Q4_K")
+    got = t.load()
+    np.testing.assert_array_equal(got, dequantize(raw, Q.Q4_K))
+    assert np.isfinite(got).all() and np.unique(got).size > 16
+
+
 def test_kinds_from_gguf_names(model) -> None:
     path, _ = model
     kinds = {t.name: t.kind for t in resolve(str(path)).tensors()}

@@ -139,13 +139,20 @@ def load_entry(path: Path, e: _Entry, order: str) -> np.ndarray:
 
 
 def _dtype_and_note(type_name: str) -> tuple[str, str]:
+    """The dtype string and the report's note for a GGUF tensor type."""
     if type_name in _FLOATS:
         return _FLOATS[type_name], ""
     if type_name in _INTS:
         return _INTS[type_name], ""
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    block = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]][0]
+    # Each block has its own scale, so the tensor as a whole is not on one grid: the fitter's
+    # atom test sees only the levels that blocks happen to share.
     return (f"gguf:{type_name}",
-            f"quantized (GGUF {type_name}): its dequantized values, on a grid of a few levels "
-            "per block, are fitted")
+            f"quantized (GGUF {type_name}): dequantized values fitted; each block of {block} "
+            "lies on a grid of a few levels of its own scale, which a continuous family only "
+            "approximates")
 
 
 def gguf_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
