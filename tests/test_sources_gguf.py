@@ -92,7 +92,7 @@ def test_quantized_tensor_is_dequantized_and_flagged(model) -> None:
     path, expected = model
     t = next(t for t in resolve(str(path)).tensors() if t.name == "blk.0.ffn_down.weight")
     assert t.dtype == "gguf:Q8_0" and t.is_float
-    assert "quantized (GGUF Q8_0)" in t.note
+    assert "GGUF Q8_0" in t.grid and "blocks of 32" in t.grid
     got = t.load()
     np.testing.assert_array_equal(got, expected["blk.0.ffn_down.weight"])
     # Each block of 32 holds integer multiples of its own scale: the values lie on a grid.
@@ -149,8 +149,13 @@ def test_fit_model_reads_gguf_and_notes_the_grid(model) -> None:
                             "blk.0.ffn_down.weight", "output.weight"}
     q8 = by_name["blk.0.ffn_down.weight"]
     assert q8.dtype == "gguf:Q8_0"
-    assert any("quantized (GGUF Q8_0)" in n for n in q8.fit.notes)
+    # Declined as quantized: per-block scales hide the grid from the atom test, which read a
+    # Q8_0 t(6) tensor as "pruned" and fitted t df 12.8 to the rest.
+    assert q8.fit.status == "quantized"
+    assert "GGUF Q8_0" in q8.fit.message and "blocks of 32" in q8.fit.message
+    assert q8.fit.n == 128 * 256 and np.isfinite(q8.fit.descriptives["std"])
     assert by_name["blk.0.ffn_up.weight"].dtype == "bfloat16"
+    assert by_name["blk.0.ffn_up.weight"].fit.status == "ok"
 
 
 def test_cli_end_to_end(model, tmp_path: Path) -> None:
@@ -213,3 +218,14 @@ def test_sniffed_without_the_extension(model, tmp_path: Path) -> None:
     other.write_bytes(path.read_bytes())
     names = [t.name for t in resolve(str(other)).tensors()]
     assert names == list(expected)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fit_tensor_declines_a_stated_grid(per_channel: bool) -> None:
+    x = dequantize(quantize(np.random.default_rng(5).standard_t(6, (64, 256)).astype(np.float32)
+                            * 0.02, Q.Q8_0), Q.Q8_0)
+    assert weightstats.fit_tensor(x, ks_replicates=19, ks_sample=500).status != "quantized"
+    fit = weightstats.fit_tensor(x, ks_replicates=19, ks_sample=500, per_channel=per_channel,
+                                 grid="GGUF Q8_0: blocks of 32 values")
+    assert fit.status == "quantized" and "GGUF Q8_0" in fit.message
+    assert fit.n == x.size and fit.descriptives["max"] == float(x.max())

@@ -149,10 +149,23 @@ def _fit_selected(selected: Sequence[Any], opt: dict[str, Any],
     families = opt["families"]
     kwargs = {k: opt[k] for k in ("seed", "ks_sample", "ks_replicates", "per_channel")}
 
-    def fit(array: Any) -> Any:
-        return fit_tensor(array, families, **kwargs)
+    def fit(loaded: tuple[Any, str]) -> Any:
+        array, grid = loaded
+        # Only a tensor on a stated grid (GGUF quants) passes it: tests may replace fit_tensor.
+        return fit_tensor(array, families, **kwargs, **({"grid": grid} if grid else {}))
 
-    return list(fit_layers(selected, fit, jobs=opt["jobs"], on_layer=on_layer))
+    return list(fit_layers([_WithGrid(t) for t in selected], fit, jobs=opt["jobs"],
+                           on_layer=on_layer))
+
+
+class _WithGrid:
+    """A selected tensor whose ``load()`` also returns its quantization grid ("" if none)."""
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor, self.name = tensor, tensor.name
+
+    def load(self) -> tuple[Any, str]:
+        return self.tensor.load(), getattr(self.tensor, "grid", "")
 
 
 def compare_models(

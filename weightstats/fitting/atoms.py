@@ -377,6 +377,20 @@ def _describe_raw(xs: np.ndarray) -> dict[str, float]:
     return described
 
 
+def grid_declined(xs: np.ndarray, grid: str, base: dict[str, Any]) -> TensorFit:
+    """The declined ``TensorFit`` of values a source says lie on a quantization grid.
+
+    GGUF's quantized blocks each carry their own scale, so the tensor as a whole is on no single
+    grid and the atom test sees only the levels blocks happen to share; the source states the
+    grid instead (``grid``, e.g. "GGUF Q8_0: blocks of 32 values, ...") and the reading is the
+    same as for a tensor whose atoms carry nearly every value: a discrete law, no family fitted.
+    """
+    fit = TensorFit.failed("quantized", f"quantized ({grid}): a discrete law, so no continuous "
+                           "family is fitted", **base)
+    fit.descriptives.update(_describe_raw(xs))
+    return fit
+
+
 def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None,
                base: dict[str, Any], min_n: int):
     """The fitter's hook: find the atoms of sorted ``xs`` and cut them out.

@@ -11,7 +11,7 @@ from scipy import stats
 
 from ..arrays import as_values, dtype_name
 from .adequacy import honest_intervals
-from .atoms import take_atoms
+from .atoms import grid_declined, take_atoms
 from .channels import per_channel_view
 from .compare import compare_pair, llr_moments, pretest_overlaps
 from .descriptives import describe, histogram_sorted
@@ -98,7 +98,7 @@ def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins:
 @guard_families  # a family whose fit raises is flagged; the layer never raises on valid data
 def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
                ks_sample: int = 5000, ks_replicates: int = DEFAULT_REPLICATES, per_channel: bool = False,
-               channel_axis: int = 0, bins: int = 200) -> TensorFit:
+               channel_axis: int = 0, bins: int = 200, grid: str = "") -> TensorFit:
     """Fit Gaussian, Laplace, Student-t and generalized normal distributions to a tensor's values.
 
     Parameters
@@ -131,6 +131,9 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         itself: exact Gaussian scores, k - 2 per channel of k values (``fitting.channels``).
     bins : int
         Histogram bins stored with the result (for plots and report.json).
+    grid : str
+        Non-empty: the values lie on a quantization grid the atom test cannot see as one (a
+        source's description, e.g. GGUF's per-block scales); declined as "quantized" with it.
 
     Returns
     -------
@@ -159,7 +162,7 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         counts["n_masked"] = n_masked
         notes.append(f"{n_masked} masked value(s) excluded")
     atoms = None  # point masses; the per-channel view finds them before its transform
-    if per_channel:
+    if per_channel and not grid:  # a declined grid reports the raw values' descriptives
         flat, channel_notes, atoms = per_channel_view(arr, channel_axis, base["dtype"], MIN_N)
         notes += channel_notes
     if n_nan + n_posinf + n_neginf + n_masked:
@@ -179,6 +182,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         return TensorFit.failed("too_small", f"{n} values; at least {MIN_N} are needed", **base)
     if xs[0] == xs[-1]:
         return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
+    if grid:
+        return grid_declined(xs, grid, base)
     atoms, xs, flat, declined = take_atoms(xs, flat, base["dtype"], atoms, base, MIN_N)
     if declined is not None:
         return declined

@@ -6,7 +6,7 @@ Specs
 - ``timm:resnet50.a1_in1k``, ``timm:NAME:none``: timm models (weights from the HF hub).
 - ``hf:ORG/REPO[@REVISION][/path/in/repo]``: Hugging Face hub repos.
 - ``digits-resnet``, ``digits-vae`` (``:none`` for untrained): built-in, fully offline.
-- a path: .safetensors, .pt/.pth/.bin/.ckpt, TorchScript, .onnx, .npz/.npy, or an HF-style folder
+- a path: .safetensors, .pt/.pth/.bin/.ckpt, TorchScript, .onnx, .npz/.npy, .gguf, or an HF-style folder
   (any format of the table in :mod:`~weightstats.sources.formats`: :func:`list_formats`).
 - a ``torch.nn.Module`` or a state-dict ``Mapping``.
 """

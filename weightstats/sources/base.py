@@ -78,6 +78,10 @@ class WeightTensor:
         How many other names there are (``aliases`` keeps the first few).
     note : str
         What was read when it differs from a plain dense tensor (quantized, sparse, expanded).
+    grid : str
+        Non-empty when the stored values lie on a quantization grid the fitter's atom test cannot
+        see as one (GGUF's blocks, each on its own scale): what the grid is. The fit declines
+        such a tensor as quantized.
     """
 
     name: str
@@ -89,6 +93,7 @@ class WeightTensor:
     aliases: tuple[str, ...] = ()
     n_aliases: int = 0
     note: str = ""
+    grid: str = ""
 
     @property
     def notes(self) -> list[str]:

@@ -6,8 +6,9 @@ is ``(vocab, hidden)``, as in the PyTorch checkpoint the file was converted from
 
 Float tensors (F32, F16, BF16, F64) load exactly (bfloat16 widened to float32, which holds every
 bfloat16 value). Quantized tensors (Q8_0, Q4_K, ...) are dequantized by ``gguf.quants.dequantize``:
-their values lie on a grid of a few levels per block, so the dtype names the GGUF type
-(``"gguf:Q4_K"``) and a note says the fitted values are dequantized ones.
+their values lie on a grid of a few levels per block, each block on its own scale, so the dtype
+names the GGUF type (``"gguf:Q4_K"``) and the tensor's ``grid`` says so: the fit declines it as
+quantized (a discrete law), as it does a tensor whose atoms carry nearly every value.
 """
 
 from __future__ import annotations
@@ -138,21 +139,20 @@ def load_entry(path: Path, e: _Entry, order: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).reshape(e.shape)
 
 
-def _dtype_and_note(type_name: str) -> tuple[str, str]:
-    """The dtype string and the report's note for a GGUF tensor type."""
+def _dtype_note_grid(type_name: str) -> tuple[str, str, str]:
+    """The dtype string, the report's note and the grid description of a GGUF tensor type."""
     if type_name in _FLOATS:
-        return _FLOATS[type_name], ""
+        return _FLOATS[type_name], "", ""
     if type_name in _INTS:
-        return _INTS[type_name], ""
+        return _INTS[type_name], "", ""
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     block = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]][0]
-    # Each block has its own scale, so the tensor as a whole is not on one grid: the fitter's
-    # atom test sees only the levels that blocks happen to share.
-    return (f"gguf:{type_name}",
-            f"quantized (GGUF {type_name}): dequantized values fitted; each block of {block} "
-            "lies on a grid of a few levels of its own scale, which a continuous family only "
-            "approximates")
+    # Each block has its own scale, so the tensor as a whole is on no single grid: the atom test
+    # sees only the levels that blocks happen to share (it read a Q8_0 t(6) tensor as "pruned"
+    # and fitted the rest), hence the grid is stated by the reader and the fit declines.
+    return (f"gguf:{type_name}", f"stored as GGUF {type_name}, dequantized by the gguf package",
+            f"GGUF {type_name}: blocks of {block} values, each on a few levels of its own scale")
 
 
 def gguf_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
@@ -163,11 +163,11 @@ def gguf_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTenso
     entries, order = gguf_entries(path)
     kinds = infer_kinds({e.name: e.shape for e in entries})
     for e in entries:
-        dtype, note = _dtype_and_note(e.type_name)
+        dtype, note, grid = _dtype_note_grid(e.type_name)
 
         def load(e: _Entry = e) -> Any:
             return load_entry(path, e, order)
 
         yield WeightTensor(e.name, kinds[e.name], e.shape, dtype, group_of(e.name), load,
-                           note=note)
+                           note=note, grid=grid)
 
