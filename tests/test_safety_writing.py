@@ -240,6 +240,36 @@ def test_dangling_symlink_is_refused_before_fitting(tmp_path: Path, files: Path,
     assert sorted(os.listdir(tmp_path)) == ["dangling"]
 
 
+def test_the_foreign_folder_check_runs_under_the_parents_lock(report: ModelReport, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """Another writer's swap moves the old report aside for an instant (under the parent's
+    lock); a check that looked without the lock saw the folder, then no marker, and refused a
+    report as foreign (seen as a flaky concurrent-saves test under load)."""
+    import fcntl
+
+    from weightstats.report import atomic
+
+    target = tmp_path / "rep"
+    report.save(target, formats=("md",), plots=False)
+    held = []
+    real_is_report = atomic.is_report
+
+    def spying_is_report(folder: Path) -> bool:
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.append(False)
+        except BlockingIOError:
+            held.append(True)
+        finally:
+            os.close(fd)
+        return real_is_report(folder)
+
+    monkeypatch.setattr(atomic, "is_report", spying_is_report)
+    atomic.check_target(target)
+    assert held and all(held)
+
+
 def test_concurrent_saves_all_succeed(report: ModelReport, tmp_path: Path) -> None:
     target = tmp_path / "rep"
     errors: list[BaseException] = []

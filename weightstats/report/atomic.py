@@ -144,7 +144,10 @@ def check_target(target: str | os.PathLike[str], *, create: bool = False) -> Pat
     shown = Path(target)
     real = _resolve(shown)
     _refuse_cwd(real, shown)
-    _refuse_foreign(real, shown)
+    # Under the parent's lock: another writer's swap moves the old report aside for an instant,
+    # and an unlocked look could see the folder, then no marker in it, and refuse a report.
+    with _locked(real.parent):
+        _refuse_foreign(real, shown)
     _check_parent(real, shown, create=create)
     return real
 
