@@ -15,21 +15,19 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from weightstats.report.atomic import atomic_directory
-from weightstats.report.figures import log_y, new_figure, render
+from weightstats.report.figures import draw_references, log_y, new_figure, render
 from weightstats.report.html import page, table_html
 from weightstats.report.model import ReportData
 from weightstats.report.summary import notes
 from weightstats.report.tables import check_outputs
 from weightstats.report.text import (
     displayed,
-    family,
     family_color,
     family_label,
     fmt,
     fmt_shape,
     markdown_table,
     pct,
-    reference_label,
     shape_column,
     shape_display,
     shape_header,
@@ -154,10 +152,7 @@ def _shape_panel(ax: Axes, reports: Sequence[ReportData], names: list[str], fam:
     ax.set_xticks(pos, names, rotation=20, fontsize=8)
     if display.log_axis:
         log_y(ax)
-    for value, ref in display.references:
-        if family(ref) is not None:
-            ax.axhline(value, color=family_color(ref), ls="--", lw=0.9,
-                       label=reference_label(fam, value, ref))
+    draw_references(ax, fam, display.references)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     meaning = f": {display.beyond}" if display.beyond else ""

@@ -108,6 +108,15 @@ def log_y(ax: Axes) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def draw_references(ax: Axes, fam: str, references: tuple[tuple[float, str], ...]) -> None:
+    """Dashed lines at the shape values where ``fam`` becomes another family (β = 2: Gaussian),
+    in that family's colour; a reference to a family no longer registered is skipped."""
+    for value, ref in references:
+        if family(ref) is not None:
+            ax.axhline(value, color=family_color(ref), ls="--", lw=0.9,
+                       label=reference_label(fam, value, ref))
+
+
 def new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     """A Figure bound to an Agg canvas (no pyplot state)."""
     fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
@@ -306,10 +315,7 @@ def _draw_shape(ax: Axes, wide: Any, fam: str) -> None:
                     color=color, label=beyond_label(fam))
         if display.log_axis:
             log_y(ax)
-    for value, ref in display.references:
-        if family(ref) is not None:
-            ax.axhline(value, color=family_color(ref), ls="--", lw=0.9,
-                       label=reference_label(fam, value, ref))
+    draw_references(ax, fam, display.references)
     ax.set_ylabel(shape_axis_label(fam))
     if display.title:
         ax.set_title(display.title, fontsize=9)
