@@ -250,7 +250,7 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
             "ks_pvalue_naive": _naive_ks_pvalue(d, n), "ks_n": m, "ks_stat_sub": d_sub,
             "ad_stat": a2_sub, "ad_pvalue": pvalues["ad_pvalue"],
             "ad_pvalue_se": pvalues["ad_pvalue_se"],
-            "n_params": k, "flags": "; ".join(flags),
+            "n_params": k, "flags": "; ".join(flags), "note": described_fit,
         })
     totals = {r["family"]: r["loglik"] for r in rows}
     pairs = list(itertools.combinations(names, 2))

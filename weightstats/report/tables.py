@@ -17,7 +17,6 @@ from weightstats.report.text import (
     ADEQUACY_LABELS,
     CI_LABELS,
     displayed,
-    family,
     family_label,
     fmt,
     fmt_shape,
@@ -101,19 +100,14 @@ def _intervals(wide: pd.DataFrame, col: str) -> list[str]:
 
 def fit_notes(report: ReportData) -> list[tuple[str, str, str, bool]]:
     """``(layer, family, note, best by BIC)`` for every fit whose family describes it in words
-    (``Family.fit_note``: "53% still at its uniform initialization, the rest Student-t df 19");
-    the same sentence is among the fit's flags in layers.csv."""
+    (``Family.fit_note``, made once by the fit as the row's ``note``: "53% still at its uniform
+    initialization, the rest Student-t df 19"); the same sentence is among its flags in layers.csv."""
     out = []
     for lr in report.ok_layers:
         best = (lr.fit.verdict or {}).get("best_bic")
         for row in lr.fit.rows or []:
-            fam = family(row.get("family", ""))
-            params = row.get("params")
-            if fam is None or not params:
-                continue
-            note = fam.fit_note(tuple(float(v) for v in params.values()))
-            if note:
-                out.append((lr.name, fam.name, note, row["family"] == best))
+            if row.get("note"):
+                out.append((lr.name, row["family"], row["note"], row["family"] == best))
     return out
 
 
