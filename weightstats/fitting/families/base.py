@@ -154,6 +154,24 @@ class Family(ABC):
         """Fit one sorted 1-D sample; returns length-1 arrays."""
         return self.fit_rows(x_sorted[np.newaxis, :])
 
+    def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
+                     start: BatchFit | None = None) -> BatchFit:
+        """Fit the multiset holding each of ``values`` ``counts`` times: the maximum-likelihood
+        fit of ``np.repeat(values, counts)``, length-1 arrays, ``loglik`` the weighted sum.
+
+        ``values`` are float64, sorted ascending and distinct; ``counts`` are positive whole
+        numbers (float64). A 16-bit tensor has at most 65,536 distinct values, so its fit works
+        on those and never on the full tensor (``fitting.counted``). This default expands the
+        multiset and fits it, exact but as dear as the tensor; families override it with a
+        weighted fit (``counted_fit`` tells which do).
+        """
+        return self.fit(np.repeat(values, counts.astype(np.int64)))
+
+    @property
+    def counted_fit(self) -> bool:
+        """True when the family fits weighted values without expanding them."""
+        return type(self).fit_weighted is not Family.fit_weighted
+
 
 # Columns per pass over long rows. 512 KB temporaries stay in the CPU cache between the several
 # NumPy operations of a pass; 1 << 20 (8 MB) spilled to memory and made ResNet-50 a third slower.
