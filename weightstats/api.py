@@ -110,18 +110,36 @@ def fit_model(
     opt = check_model_options(families=families, kinds=kinds, layers=layers, min_size=min_size,
                               ks_sample=ks_sample, ks_replicates=ks_replicates, seed=seed,
                               jobs=jobs, per_channel=per_channel)
-    from weightstats.layers import select
     from weightstats.sources import resolve
 
     source = spec_or_module
     if not (hasattr(source, "tensors") and hasattr(source, "name")):
         source = resolve(spec_or_module, allow_pickle=allow_pickle)
+    selected = selected_layers(source, opt)
+    fits = _fit_selected(selected, opt, on_layer)
+    return report_from_fits(source, selected, fits, opt)
+
+
+def selected_layers(source: Any, opt: dict[str, Any]) -> list[Any]:
+    """The tensors of a resolved ``source`` that ``opt`` (checked options) selects, in layer
+    order; an OptionError naming the kinds available when none is."""
+    from weightstats.layers import select
+
     selected = list(select(source.tensors(), kinds=opt["kinds"], pattern=opt["layers"],
                            min_size=opt["min_size"]))
     if not selected:
         raise _no_layers_error(source, opt["kinds"], opt["layers"], opt["min_size"])
+    return selected
 
-    fits = _fit_selected(selected, opt, on_layer)
+
+def report_from_fits(source: Any, selected: Sequence[Any], fits: Sequence[Any],
+                     opt: dict[str, Any]) -> ModelReport:
+    """The :class:`ModelReport` of ``source`` from its selected tensors' fits, in layer order.
+
+    ``opt`` is :func:`~weightstats.options.check_model_options`'s result. ``fit_model`` ends
+    here, and so does a sweep that fitted the tensors one task each
+    (:func:`fit_selected_layer`), so both give the same report.
+    """
     results = [
         LayerResult(name=t.name, kind=t.kind, group=t.group, shape=tuple(t.shape),
                     dtype=t.dtype, index=i, fit=fit)
@@ -142,20 +160,30 @@ def fit_model(
 def _fit_selected(selected: Sequence[Any], opt: dict[str, Any],
                   on_layer: OnLayer | None) -> list[Any]:
     """Every selected layer's ``fit_tensor`` with the checked options, in layer order."""
-    from weightstats import fitting
     from weightstats.fitting.runner import fit_layers
 
-    fit_tensor = fitting.fit_tensor  # looked up per call: tests may replace it
-    families = opt["families"]
-    kwargs = {k: opt[k] for k in ("seed", "ks_sample", "ks_replicates", "per_channel")}
-
     def fit(loaded: tuple[Any, str]) -> Any:
-        array, grid = loaded
-        # Only a tensor on a stated grid (GGUF quants) passes it: tests may replace fit_tensor.
-        return fit_tensor(array, families, **kwargs, **({"grid": grid} if grid else {}))
+        return _fit_loaded(loaded, opt)
 
     return list(fit_layers([_WithGrid(t) for t in selected], fit, jobs=opt["jobs"],
                            on_layer=on_layer))
+
+
+def fit_selected_layer(tensor: Any, opt: dict[str, Any]) -> Any:
+    """One selected tensor's fit exactly as :func:`fit_model` makes it (``opt`` as checked by
+    :func:`~weightstats.options.check_model_options`): a sweep's per-tensor task."""
+    return _fit_loaded(_WithGrid(tensor).load(), opt)
+
+
+def _fit_loaded(loaded: tuple[Any, str], opt: dict[str, Any]) -> Any:
+    """``fit_tensor`` of one loaded (array, grid) pair with the checked options."""
+    from weightstats import fitting
+
+    fit_tensor = fitting.fit_tensor  # looked up per call: tests may replace it
+    kwargs = {k: opt[k] for k in ("seed", "ks_sample", "ks_replicates", "per_channel")}
+    array, grid = loaded
+    # Only a tensor on a stated grid (GGUF quants) passes it: tests may replace fit_tensor.
+    return fit_tensor(array, opt["families"], **kwargs, **({"grid": grid} if grid else {}))
 
 
 class _WithGrid:
