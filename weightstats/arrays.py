@@ -2,7 +2,11 @@
 
 Shared by the fitter (``fit_tensor``) and the model sources, so that a quantized, sparse,
 float8, big-endian, masked or expanded tensor reads the same way everywhere. Nothing here
-imports torch: torch tensors are recognised by their methods.
+imports torch up front: torch tensors are recognised by their methods.
+
+Two ways out: :func:`as_values` gives values the float path can compute on (bfloat16 and float8
+widened to float32, exactly); :func:`raw_numpy` gives a tensor of at most 16 bits in its stored
+dtype, as a read-only view (ml_dtypes' types for bfloat16 and float8), which the loaders hand over.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from weightstats.errors import OptionError
 
 # dtypes NumPy cannot hold exactly; widened to float32, which holds all of their values.
 _WIDEN = ("bfloat16", "float8")
+# Stored dtypes of at most 16 bits that NumPy itself holds (bfloat16 and float8: ml_dtypes).
+_RAW_NUMPY = ("float16", "int8", "uint8", "int16", "uint16")
 _SPARSE_LAYOUTS = ("sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc")
 
 
@@ -103,6 +109,60 @@ def torch_values(t: Any) -> np.ndarray:
     return np.array(t.numpy(), copy=True)
 
 
+def stored_numpy_dtype(name: str) -> np.dtype | None:
+    """The NumPy dtype that holds a stored dtype of at most 16 bits exactly, else None.
+
+    ``"float16"``, ``"bfloat16"``, ``"float8_e4m3fn"`` (and the other float8 formats ml_dtypes
+    defines), ``"int8"``, ``"uint8"``, ``"int16"``, ``"uint16"``: loaders hand such tensors over in
+    this dtype, unwidened, so that a 16-bit tensor costs 2 bytes per value and its bit patterns
+    can be counted. bfloat16 and float8 come from ml_dtypes (NumPy has no such types).
+    """
+    if name in _RAW_NUMPY:
+        return np.dtype(name)
+    if name.startswith(_WIDEN):
+        import ml_dtypes
+
+        found = getattr(ml_dtypes, name, None)
+        return np.dtype(found) if found is not None else None
+    return None
+
+
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """A view of ``arr`` that cannot be written through (the data is shared, never copied)."""
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
+def raw_numpy(t: Any) -> np.ndarray:
+    """A torch tensor of at most 16 bits as NumPy values in its stored dtype, without copying.
+
+    For a CPU, strided, non-quantized tensor whose dtype :func:`stored_numpy_dtype` knows
+    (float16, bfloat16, float8_*, int8, uint8, int16, uint16): a read-only view of the tensor's own
+    memory (bfloat16 and float8 through their bit patterns, reinterpreted as ml_dtypes' types),
+    so a loader hands over 2 bytes per value and the caller cannot modify the model. Anything
+    else falls back to :func:`torch_values` (a fresh, possibly widened copy); so does a tensor
+    off the CPU, which has to be copied to be read at all.
+
+    Raises
+    ------
+    OptionError
+        The tensor is on the meta device (see :func:`torch_values`).
+    """
+    t = t.detach()
+    target = stored_numpy_dtype(torch_dtype_name(t.dtype))
+    if (target is None or is_meta(t) or is_quantized(t) or layout_name(t) != "strided"
+            or t.device.type != "cpu"):
+        return torch_values(t)
+    t = t.resolve_neg().resolve_conj()  # numpy() refuses a lazily negated view
+    if target.name.startswith(_WIDEN):  # ml_dtypes' types: torch cannot convert them itself
+        import torch  # already imported: t is a torch tensor
+
+        bits = torch.int16 if target.itemsize == 2 else torch.uint8
+        return read_only(t.view(bits).numpy().view(target))
+    return read_only(t.numpy())
+
+
 def native(arr: np.ndarray) -> np.ndarray:
     """``arr`` in the machine's byte order (``>f4`` from a big-endian file becomes ``float32``)."""
     if arr.dtype.isnative:
@@ -141,4 +201,6 @@ def dtype_name(x: Any, arr: np.ndarray) -> str:
     """The dtype to report for ``x``: torch's name, or NumPy's without byte order (``float32``)."""
     if hasattr(x, "detach") and hasattr(x, "dtype"):
         return torch_dtype_name(x.dtype)
+    if isinstance(x, np.ndarray) and x.dtype.name.startswith(_WIDEN):
+        return x.dtype.name  # ml_dtypes' bfloat16 / float8, which ``arr`` holds widened
     return arr.dtype.name if hasattr(x, "dtype") else str(arr.dtype)

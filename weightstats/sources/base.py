@@ -15,8 +15,11 @@ from weightstats.arrays import (
     is_quantized,
     layout_name,
     native,
+    raw_numpy,
+    read_only,
     sparse_values_shape,
     stored_layout,
+    stored_numpy_dtype,
     torch_dtype_name,
     torch_values,
 )
@@ -52,8 +55,10 @@ def group_of(name: str) -> str:
 
 
 def tensor_to_numpy(t: Any) -> np.ndarray:
-    """A fresh NumPy copy of a torch tensor (see :func:`weightstats.arrays.torch_values`)."""
-    return torch_values(t)
+    """A torch tensor's values: of at most 16 bits, a read-only view in the stored dtype
+    (:func:`weightstats.arrays.raw_numpy`); otherwise a fresh copy, bfloat16-free
+    (:func:`weightstats.arrays.torch_values`)."""
+    return raw_numpy(t)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,14 @@ class WeightTensor:
         return self.dtype.startswith(("float", "qint", "quint", "gguf:")) or self.dtype == "bfloat16"
 
     def load(self) -> np.ndarray:
-        """Read the values; float16 stays float16, bfloat16 comes back as float32 (exact).
+        """Read the values, in the stored dtype when it has at most 16 bits.
+
+        float16, int8/uint8/int16/uint16 come back as such, bfloat16 and float8 as ml_dtypes'
+        types (``ml_dtypes.bfloat16``, ...): never widened, and not copied where the source
+        allows (a read-only memory map of the file, or a read-only view of the in-memory
+        tensor), so a 16-bit tensor costs 2 bytes per value and its bit patterns can be
+        counted. Other dtypes come back as a fresh NumPy array (quantized tensors dequantized).
+        Drop the array when done: a memory map stays open as long as it is referenced.
 
         Raises
         ------
@@ -215,9 +227,13 @@ def _numpy_plan(value: np.ndarray) -> tuple[tuple[int, ...], Callable[[], np.nda
             value = np.lib.stride_tricks.as_strided(value, size, [st * item for st in stride])
             shape = size
 
+    raw = stored_numpy_dtype(value.dtype.name)
+    shared = (raw is not None and raw == value.dtype and value.dtype.isnative
+              and not np.ma.isMaskedArray(value))
+
     def load(v: np.ndarray = value) -> np.ndarray:
-        if str(v.dtype).startswith(("bfloat16", "float8")):
-            return v.astype(np.float32)
+        if shared:
+            return read_only(v)  # at most 16 bits: the stored values, shared (see WeightTensor.load)
         copy = np.ma.array(v, copy=True) if np.ma.isMaskedArray(v) else np.array(v, copy=True)
         return native(copy)
 
@@ -241,12 +257,13 @@ def _torch_plan(name: str, value: Any) -> tuple[tuple[int, ...], Callable[[], np
         note = f"quantized ({torch_dtype_name(value.dtype)}): its dequantized values are fitted"
         return shape, lambda v=value: torch_values(v), note
     size, stride = stored_layout(shape, value.stride())
+    # raw_numpy: at most 16 bits -> a read-only view in the stored dtype; else a fresh copy.
     if size == shape:
-        return shape, lambda v=value: torch_values(v), ""
+        return shape, lambda v=value: raw_numpy(v), ""
     view = value.as_strided(size, stride, value.storage_offset())
     note = (f"expanded view: {value.numel()} elements over {math.prod(size)} stored values, "
             "each fitted once")
-    return size, lambda v=view: torch_values(v), note
+    return size, lambda v=view: raw_numpy(v), note
 
 
 def tensors_from_state_dict(

@@ -4,8 +4,9 @@ GGUF stores a tensor's dimensions fastest-varying first (``ne0`` is the row leng
 here are reversed to NumPy/PyTorch order, so a linear weight is ``(out, in)`` and ``token_embd``
 is ``(vocab, hidden)``, as in the PyTorch checkpoint the file was converted from.
 
-Float tensors (F32, F16, BF16, F64) load exactly (bfloat16 widened to float32, which holds every
-bfloat16 value). Quantized tensors (Q8_0, Q4_K, ...) are dequantized by ``gguf.quants.dequantize``:
+Float tensors (F32, F16, BF16, F64) load exactly; F16, BF16 and I8/I16 in their stored dtype
+(bfloat16 as ``ml_dtypes.bfloat16``), as a read-only memory map of their bytes (copied only from
+a big-endian file). Quantized tensors (Q8_0, Q4_K, ...) are dequantized by ``gguf.quants.dequantize``:
 their values lie on a grid of a few levels per block, each block on its own scale, so the dtype
 names the GGUF type (``"gguf:Q4_K"``) and the tensor's ``grid`` says so: the fit declines it as
 quantized (a discrete law), as it does a tensor whose atoms carry nearly every value.
@@ -13,6 +14,7 @@ quantized (a discrete law), as it does a tensor whose atoms carry nearly every v
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from weightstats.arrays import stored_numpy_dtype
 from weightstats.errors import LoadError
 from weightstats.sources.base import WeightTensor, error_reason, group_of
 from weightstats.sources.kinds import infer_kinds
@@ -112,12 +115,32 @@ def _read_bytes(path: Path, offset: int, n_bytes: int) -> np.ndarray:
     return raw
 
 
+def _map_raw(path: Path, e: _Entry, order: str) -> np.ndarray | None:
+    """A tensor of at most 16 bits (F16, BF16, I8, I16) in its stored dtype, in NumPy order: a
+    read-only memory map of its bytes (a native copy from a big-endian file); None for others."""
+    dtype = stored_numpy_dtype({**_FLOATS, **_INTS}.get(e.type_name, ""))
+    if dtype is None:
+        return None
+    count = int(np.prod(e.shape, dtype=np.int64))
+    if e.n_bytes != count * dtype.itemsize:
+        raise LoadError(f"{path}: tensor {e.name!r} holds {e.n_bytes} bytes, not the "
+                        f"{count * dtype.itemsize} its shape needs; it is corrupt: {_AGAIN}")
+    if count == 0:
+        return np.empty(e.shape, dtype)
+    if (order == "<") != (sys.byteorder == "little"):
+        bits = f"u{dtype.itemsize}"  # swap as unsigned bit patterns: ml_dtypes has no '>' types
+        raw = _read_bytes(path, e.offset, e.n_bytes).view(f"{order}{bits}")
+        return raw.astype(f"={bits}").view(dtype).reshape(e.shape)
+    # A plain read-only array over the map (its base), which closes when the array is dropped.
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r", offset=e.offset, shape=e.shape))
+
+
 def load_entry(path: Path, e: _Entry, order: str) -> np.ndarray:
     """One tensor's values in NumPy order (see the module docstring for the dtypes)."""
+    mapped = _map_raw(path, e, order)
+    if mapped is not None:
+        return mapped
     raw = _read_bytes(path, e.offset, e.n_bytes)
-    if e.type_name == "BF16":
-        bits = raw.view(f"{order}u2").astype(np.uint32)
-        return (bits << 16).view(np.float32).reshape(e.shape)  # exact: bfloat16 is float32's top half
     plain = {**_FLOATS, **_INTS}
     if e.type_name in plain:
         kind = {"float16": "f2", "float32": "f4", "float64": "f8", "int8": "i1", "int16": "i2",

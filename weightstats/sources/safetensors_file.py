@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from weightstats.arrays import read_only, stored_numpy_dtype
 from weightstats.errors import LoadError
 from weightstats.sources.base import WeightTensor, group_of, one_line, tensor_to_numpy
 from weightstats.sources.graph import Aliases, merge_identical
@@ -106,15 +109,16 @@ def safetensors_tensors(path: Path, allow_pickle: bool = False) -> Iterator[Weig
     aliases = Aliases()
     for dropped, first in first_of.items():
         aliases.add(first, dropped)
-    data_start = 0
-    if first_of:
-        with open(path, "rb") as fh:
-            data_start = 8 + int.from_bytes(fh.read(8), "little")
+    with open(path, "rb") as fh:
+        data_start = 8 + int.from_bytes(fh.read(8), "little")
     for key in kept:
         info = header[key]
 
         def load(key: str = key) -> np.ndarray:
-            if data_start:
+            mapped = _map_raw(path, data_start, header[key])
+            if mapped is not None:
+                return mapped
+            if first_of:
                 # safetensors refuses a header whose entries share bytes; read the range.
                 return _read_safetensors_range(path, data_start, header[key])
             # One tensor at a time: safe_open memory-maps and copies just this tensor.
@@ -125,6 +129,28 @@ def safetensors_tensors(path: Path, allow_pickle: bool = False) -> Iterator[Weig
         yield WeightTensor(key, kinds[key], shapes[key],
                            _ST_DTYPES.get(info["dtype"], info["dtype"].lower()),
                            group_of(key), load, aliases=names, n_aliases=count)
+
+
+def _map_raw(path: Path, data_start: int, info: dict[str, Any]) -> np.ndarray | None:
+    """A tensor of at most 16 bits as a read-only memory map of its bytes, in its stored dtype
+    (None for other dtypes, which are copied).
+
+    Nothing is read until the caller touches the values, nothing is copied, and the mapping
+    closes when the caller drops the array: a 16-bit tensor is read once, 2 bytes per value.
+    """
+    dtype = stored_numpy_dtype(_ST_DTYPES.get(info["dtype"], ""))
+    if dtype is None or sys.byteorder != "little":  # the format is little-endian
+        return None
+    begin, end = info["data_offsets"]
+    count, rest = divmod(end - begin, dtype.itemsize)
+    if rest or count != math.prod(info["shape"]):
+        raise LoadError(f"{path} has a corrupt safetensors header (its data_offsets do not hold "
+                        f"{math.prod(info['shape'])} {dtype.name} values): download or save it again")
+    if count == 0:  # an empty file range cannot be mapped
+        return read_only(np.empty(0, dtype))
+    # A plain read-only array over the map (its base), which closes when the array is dropped.
+    return np.asarray(np.memmap(path, dtype=dtype, mode="r", offset=data_start + begin,
+                                shape=(count,)))
 
 
 def _read_safetensors_range(path: Path, data_start: int, info: dict[str, Any]) -> np.ndarray:
