@@ -299,6 +299,18 @@ def check_flag(value: Any, name: str, *, flags: bool = False) -> bool:
     raise OptionError(f"{_label(name, flags)} must be True or False, got {value!r:.60}")
 
 
+PATHS = ("auto", "counted", "values")
+
+
+def check_path(path: Any, *, flags: bool = False) -> str:
+    """How ``fit_tensor`` reads values: ``auto`` (counted for <= 16-bit dtypes, else values),
+    ``counted`` (required: refused for other dtypes) or ``values`` (every value, sorted)."""
+    if isinstance(path, str) and path.strip().lower() in PATHS:
+        return path.strip().lower()
+    raise OptionError(f"{_label('path', flags)} must be one of {', '.join(PATHS)}, "
+                      f"got {path!r:.60}")
+
+
 def check_array(x: Any) -> None:
     """Refuse what NumPy cannot turn into one rectangular array (a ragged list of lists).
 

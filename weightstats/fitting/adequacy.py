@@ -132,7 +132,7 @@ def assess(rows: list[dict[str, Any]], best: str | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- sandwich (robust) intervals
 def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: float, shape: float,
-                        n: int | None = None) -> float:
+                        n: int | None = None, weights: np.ndarray | None = None) -> float:
     """Sandwich standard error of log(shape) for a fit of ``family`` (one with analytic
     ``Family.shape_scores``; NaN for the others).
 
@@ -144,14 +144,21 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     estimate: both families are symmetric, so their information matrix separates location from
     (scale, shape), and gennorm's location score is not square-integrable below beta = 1.
     Under a correct model ``A = B`` and this equals the model-based (Wald) standard error.
-    NaN where it is not defined (a shape at its bound, a singular ``A``).
+    NaN where it is not defined (a shape at its bound, a singular ``A``). ``weights``: how often
+    each value of ``z_sorted`` occurs (the counted path); the order statistics are then the
+    multiset's.
     """
-    n = int(n if n is not None else z_sorted.size)
+    cum = None if weights is None else np.cumsum(np.asarray(weights, dtype=np.int64))
+    size = z_sorted.size if cum is None else int(cum[-1])
+    n = int(n if n is not None else size)
     scores = get_family(family).shape_scores
     if not (math.isfinite(loc) and 0 < scale < math.inf and 0 < shape < math.inf and n > 0):
         return float("nan")  # a failed fit has no interval
-    step = max(1, z_sorted.size // ROBUST_SAMPLE)
-    z = z_sorted[step // 2::step] - loc
+    step = max(1, size // ROBUST_SAMPLE)
+    if cum is None:
+        z = z_sorted[step // 2::step] - loc
+    else:
+        z = z_sorted[np.searchsorted(cum, np.arange(step // 2, size, step), side="right")] - loc
     log_params = np.array([math.log(scale), math.log(shape)])
 
     def mean_score(theta: np.ndarray) -> np.ndarray:
@@ -186,7 +193,8 @@ def interval(shape: float, log_se: float) -> tuple[float, float]:
 
 
 def honest_intervals(rows: list[dict[str, Any]], verdict: Mapping[str, Any], z_sorted: np.ndarray,
-                     shift: float = 0.0, unit: float = 1.0) -> None:
+                     shift: float = 0.0, unit: float = 1.0,
+                     weights: np.ndarray | None = None) -> None:
     """Set every row's ``shape_ci_method``; where no family fits, replace the Wald intervals.
 
     ``z_sorted`` are the fitted values standardized as ``(x - shift) / unit``, the rows' loc and
@@ -207,7 +215,7 @@ def honest_intervals(rows: list[dict[str, Any]], verdict: Mapping[str, Any], z_s
         flags = [f for f in str(row.get("flags") or "").split("; ") if f]
         se = float("nan")
         if not any("at_bound" in f or "at_cap" in f for f in flags):
-            se = robust_log_shape_se(family, z_sorted, loc, scale, shape)
+            se = robust_log_shape_se(family, z_sorted, loc, scale, shape, weights=weights)
         row["shape_ci_low"], row["shape_ci_high"] = interval(shape, se)
         if math.isfinite(se):
             row["shape_ci_method"] = "sandwich"

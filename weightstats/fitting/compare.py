@@ -88,8 +88,12 @@ def nested_lr(total_small: float, total_big: float) -> float:
     return lr if lr > 1e-12 * (abs(total_big) + abs(total_small)) else 0.0
 
 
-def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> dict:
+def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]],
+                weights: np.ndarray | None = None) -> dict:
     """Mean and variance of d = logpdf_a - logpdf_b over ``x`` for every pair, in chunks.
+
+    ``weights``: how often each value of ``x`` occurs (the counted path's multiset); the moments
+    are then those of the multiset written out.
 
     Each chunk evaluates every log-density once. Differences to the first family are centred, and
     their Gram matrix (six dot products for four families) gives every pair's sum of squares,
@@ -105,18 +109,20 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]]) -> d
     gram = np.zeros((len(names), len(names)))
     for i in range(0, x.size, CHUNK):
         chunk = x[i:i + CHUNK]
-        k = chunk.size
-        values = np.empty((len(names), k))
+        w = None if weights is None else np.asarray(weights[i:i + CHUNK], dtype=np.float64)
+        k = chunk.size if w is None else float(w.sum())
+        values = np.empty((len(names), chunk.size))
         for j, name in enumerate(names):
             values[j] = logpdfs[name](chunk)
         values[1:] -= values[0]
         values[0] = 0.0
-        mean_c = values.mean(axis=1)
+        mean_c = values.mean(axis=1) if w is None else np.einsum("ij,j->i", values, w) / k
         values -= mean_c[:, None]
+        weighted = values if w is None else values * w
         gram_c = np.zeros((len(names), len(names)))  # row and column 0 stay zero
         for a in range(1, len(names)):
             for b in range(a, len(names)):
-                gram_c[a, b] = gram_c[b, a] = dot(values[a], values[b])
+                gram_c[a, b] = gram_c[b, a] = dot(weighted[a], values[b])
         delta = mean_c - mean
         total = n_seen + k
         mean += delta * (k / total)

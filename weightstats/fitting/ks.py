@@ -18,16 +18,44 @@ _EXHAUSTIVE_BELOW = 2048
 _FANOUT = 4
 
 
-def _block_max(cdf_vals: np.ndarray, idx: np.ndarray, n: int) -> float:
-    """Max KS deviation at the given 0-based order-statistic indices."""
-    return float(np.max(np.maximum((idx + 1) / n - cdf_vals, cdf_vals - idx / n)))
+class _Ecdf:
+    """The empirical CDF just after (``upper``) and just before (``lower``) each sorted value.
+
+    With ``weights`` the values are the distinct values of a multiset and each occurs that often
+    (the counted path); the ECDF jumps only at distinct values, so D is exactly that of the
+    multiset written out.
+    """
+
+    def __init__(self, size: int, weights: np.ndarray | None) -> None:
+        if weights is None:
+            self.cum = None
+            self.n = size
+        else:
+            self.cum = np.cumsum(np.asarray(weights, dtype=np.int64))
+            self.low = self.cum - np.asarray(weights, dtype=np.int64)
+            self.n = int(self.cum[-1])
+
+    def upper(self, idx: np.ndarray) -> np.ndarray:
+        return (idx + 1) / self.n if self.cum is None else self.cum[idx] / self.n
+
+    def lower(self, idx: np.ndarray) -> np.ndarray:
+        return idx / self.n if self.cum is None else self.low[idx] / self.n
+
+    def block_max(self, cdf_vals: np.ndarray, idx: np.ndarray) -> float:
+        """Max KS deviation at the given 0-based indices."""
+        return float(np.max(np.maximum(self.upper(idx) - cdf_vals, cdf_vals - self.lower(idx))))
 
 
-def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) -> float:
-    """KS statistic of sorted 1-D ``x`` against ``cdf``; equal to scipy.stats.kstest's to rounding."""
+def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray],
+                        weights: np.ndarray | None = None) -> float:
+    """KS statistic of sorted 1-D ``x`` against ``cdf``; equal to scipy.stats.kstest's to rounding.
+
+    ``weights``: how often each of the (then distinct) values occurs; D is that of the multiset.
+    """
     n = x.size
+    ecdf = _Ecdf(n, weights)
     if n <= _EXHAUSTIVE_BELOW:
-        return _block_max(cdf(x), np.arange(n), n)
+        return ecdf.block_max(cdf(x), np.arange(n))
     # D of a good fit is ~1/sqrt(n) and |F_n - F| wanders like a Brownian bridge, so only blocks
     # within their own width of the maximum survive: a grid of ~4 sqrt(n) points refined 4-fold
     # per level evaluates the CDF least (measured on ResNet-50: 3.6x fewer points than 8 sqrt(n)
@@ -35,12 +63,14 @@ def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) 
     spacing = max(2, int(n / max(512.0, 4.0 * np.sqrt(n))))
     grid = np.r_[np.arange(0, n - 1, spacing), n - 1]
     f_grid = cdf(x[grid])
-    best = _block_max(f_grid, grid, n)
+    best = ecdf.block_max(f_grid, grid)
     lo, hi, f_lo, f_hi = grid[:-1], grid[1:], f_grid[:-1], f_grid[1:]
     steps = np.arange(1, _FANOUT)
     while lo.size:
-        # Keep only blocks whose bound can beat the best deviation found so far.
-        upper = np.maximum(hi / n - f_lo, f_hi - (lo + 1) / n)
+        # Keep only blocks whose bound can beat the best deviation found so far: inside a block
+        # F lies between its ends and the ECDF between the lower jump at ``hi`` and the upper
+        # jump at ``lo``.
+        upper = np.maximum(ecdf.lower(hi) - f_lo, f_hi - ecdf.upper(lo))
         keep = (upper > best) & (hi - lo > 1)
         lo, hi, f_lo, f_hi = lo[keep], hi[keep], f_lo[keep], f_hi[keep]
         if not lo.size:
@@ -51,14 +81,14 @@ def ks_statistic_sorted(x: np.ndarray, cdf: Callable[[np.ndarray], np.ndarray]) 
             pts = lo[narrow, None] + steps
             pts = pts[pts < hi[narrow, None]]
             if pts.size:
-                best = max(best, _block_max(cdf(x[pts]), pts, n))
+                best = max(best, ecdf.block_max(cdf(x[pts]), pts))
         lo, hi, f_lo, f_hi = lo[~narrow], hi[~narrow], f_lo[~narrow], f_hi[~narrow]
         if not lo.size:
             break
         # Split each wide block into _FANOUT sub-blocks; spacing >= 1 keeps the cuts distinct.
         inner = np.rint(lo[:, None] + steps * ((hi - lo) / _FANOUT)[:, None]).astype(np.int64)
         f_inner = cdf(x[inner.ravel()]).reshape(inner.shape)
-        best = max(best, _block_max(f_inner.ravel(), inner.ravel(), n))
+        best = max(best, ecdf.block_max(f_inner.ravel(), inner.ravel()))
         idx = np.concatenate([lo[:, None], inner, hi[:, None]], axis=1)
         fv = np.concatenate([f_lo[:, None], f_inner, f_hi[:, None]], axis=1)
         lo, hi = idx[:, :-1].ravel(), idx[:, 1:].ravel()

@@ -88,6 +88,9 @@ class TensorFit:
     atoms: dict[str, Any] = field(default_factory=dict)
     # Per tensor axis, how much slice scales differ (fitting.heterogeneity.scale_heterogeneity).
     heterogeneity: dict[str, Any] = field(default_factory=dict)
+    # How the values were read: "counted" (distinct values of a <= 16-bit tensor and their counts,
+    # fitting.counted) or "values" (every value, sorted); "" before any value was read.
+    path: str = ""
 
     @classmethod
     def failed(cls, status: str, message: str, *, options, shape_of_tensor=(), dtype="", counts=None,
@@ -145,5 +148,5 @@ class TensorFit:
             "fits": self.rows, "comparisons": self.comparison_rows, "verdict": self.verdict,
             "histogram": {"counts": counts, "edges": edges},
             "atoms": self.atoms,
-            "heterogeneity": self.heterogeneity,
+            "heterogeneity": self.heterogeneity, "path": self.path,
         })

@@ -22,15 +22,25 @@ MAX_STANDARDIZED = 1e12
 _IQR_PER_SD = 1.3489795003921634  # a Gaussian's interquartile range in standard deviations
 
 
-def sorted_quantile(x_sorted: np.ndarray, q: float) -> float:
-    """Quantile of a sorted 1-D array with NumPy's default (linear) interpolation, in O(1)."""
-    pos = q * (x_sorted.size - 1)
+def sorted_quantile(x_sorted: np.ndarray, q: float, cum: np.ndarray | None = None) -> float:
+    """Quantile of a sorted 1-D array with NumPy's default (linear) interpolation, in O(1).
+
+    ``cum``: cumulative counts when ``x_sorted`` holds distinct values of a multiset (the counted
+    path); the quantile is then that of the multiset written out, found by binary search.
+    """
+    n = x_sorted.size if cum is None else int(cum[-1])
+    pos = q * (n - 1)
     i = int(math.floor(pos))
-    j = min(i + 1, x_sorted.size - 1)
-    return float(x_sorted[i] + (pos - i) * (x_sorted[j] - x_sorted[i]))
+    j = min(i + 1, n - 1)
+    if cum is None:
+        lo, hi = float(x_sorted[i]), float(x_sorted[j])
+    else:  # the value at 0-based position p is the first whose cumulative count exceeds p
+        lo, hi = (float(x_sorted[k]) for k in np.searchsorted(cum, [i, j], side="right"))
+    return float(lo + (pos - i) * (hi - lo))
 
 
-def robust_center_spread(z_sorted: np.ndarray) -> tuple[float, float]:
+def robust_center_spread(z_sorted: np.ndarray,
+                         weights: np.ndarray | None = None) -> tuple[float, float]:
     """Median and a robust spread of a sorted, non-constant sample whose values are at most 1 in
     magnitude (the caller divides by max|x| first, so no difference below can overflow).
 
@@ -38,13 +48,18 @@ def robust_center_spread(z_sorted: np.ndarray) -> tuple[float, float]:
     out with unit spread, as the families' starting values expect); where the quartiles tie (more
     than half the values on one atom) it is the root-mean-square deviation from the median. It is
     never below the largest deviation over ``MAX_STANDARDIZED``, which bounds every standardized
-    value.
+    value. ``weights``: how often each (distinct) value occurs, for the counted path.
     """
-    n = z_sorted.size
-    center = sorted_quantile(z_sorted, 0.5)
-    spread = (sorted_quantile(z_sorted, 0.75) - sorted_quantile(z_sorted, 0.25)) / _IQR_PER_SD
+    cum = None if weights is None else np.cumsum(np.asarray(weights, dtype=np.int64))
+    n = z_sorted.size if cum is None else int(cum[-1])
+    center = sorted_quantile(z_sorted, 0.5, cum)
+    spread = (sorted_quantile(z_sorted, 0.75, cum) - sorted_quantile(z_sorted, 0.25, cum)) / _IQR_PER_SD
     if not spread > 0:
-        spread = math.sqrt(sum(dot(d, d) for d in (z_sorted[i:i + CHUNK] - center
-                                                   for i in range(0, n, CHUNK))) / n)
+        if weights is None:
+            sq = sum(dot(d, d) for d in (z_sorted[i:i + CHUNK] - center for i in range(0, n, CHUNK)))
+        else:
+            d = z_sorted - center
+            sq = dot(d * d, np.asarray(weights, dtype=np.float64))
+        spread = math.sqrt(sq / n)
     widest = max(center - float(z_sorted[0]), float(z_sorted[-1]) - center)
     return center, max(spread, widest / MAX_STANDARDIZED)

@@ -29,7 +29,7 @@ DESCRIPTIVE_COLUMNS = (
     "mean", "std", "skewness", "excess_kurtosis", "zero_fraction", "atom_mass", "min", "max",
     "n_nonfinite",
 )
-LAYER_COLUMNS = ("layer", "kind", "group", "tensor_shape", "dtype", "depth", "status")
+LAYER_COLUMNS = ("layer", "kind", "group", "tensor_shape", "dtype", "path", "depth", "status")
 
 
 def _clean(value: Any) -> Any:
@@ -184,8 +184,8 @@ class ReportData:
         for lr in self.layers:
             meta = {
                 "layer": lr.name, "kind": lr.kind, "group": lr.group,
-                "tensor_shape": lr.shape_str, "dtype": lr.dtype, "depth": lr.index,
-                "status": lr.fit.status,
+                "tensor_shape": lr.shape_str, "dtype": lr.dtype,
+                "path": getattr(lr.fit, "path", ""), "depth": lr.index, "status": lr.fit.status,
             }
             desc = dict(lr.fit.descriptives or {})
             desc["n_nonfinite"] = lr.fit.n_nonfinite
