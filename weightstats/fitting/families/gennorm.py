@@ -23,12 +23,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
+from . import gennorm_weights as weights
 from .base import (
     CHUNK,
     BatchFit,
     Family,
     Nesting,
     ShapeDisplay,
+    dot,
     row_dot,
     row_median,
     row_sum,
@@ -57,13 +59,15 @@ def _beta_from_kurtosis(kurt: np.ndarray) -> np.ndarray:
     return np.interp(k, _KURT_TABLE[::-1], _BETA_TABLE[::-1])
 
 
-def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int = 60):
+def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int = 60,
+                 w: np.ndarray | None = None):
     """Maximize the profile likelihood over beta for fixed loc (rows independent).
 
     Each iteration costs one ``exp`` pass over the rows still moving; a row stops as soon as its
     proposed Newton step in log(beta) is below 1e-10 (the remaining gain is ~n * 1e-20).
+    ``w``: a count per column (one row: the multiset ``np.repeat(x[0], w)``).
     """
-    n = x.shape[1]
+    n, cols = _size(x, w), x.shape[1]
 
     def log_abs(rows, i):
         a = np.abs(x[rows, i:i + CHUNK] - loc[rows, None])
@@ -78,7 +82,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     cache = x.size <= _CACHE_LOG_UP_TO
     if cache:
         every_row = np.arange(x.shape[0])
-        parts = [log_abs(every_row, i) for i in range(0, n, CHUNK)]
+        parts = [log_abs(every_row, i) for i in range(0, cols, CHUNK)]
         la = np.concatenate([p[0] for p in parts], axis=1)
         zero = np.concatenate([p[1] for p in parts], axis=1)
         del parts
@@ -86,7 +90,7 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
 
     def sums(rows, b):
         total = np.zeros((rows.size, 3))
-        for i in range(0, n, CHUNK):
+        for i in range(0, cols, CHUNK):
             if cache:
                 lr, zr = la[rows, i:i + CHUNK], (zero[rows, i:i + CHUNK] if any_zero else None)
             else:
@@ -94,6 +98,8 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
             p = np.exp(b[:, None] * lr)
             if zr is not None:
                 p[zr] = 0.0
+            if w is not None:  # weighting p weights all three sums
+                p *= w[i:i + CHUNK]
             pl = p * lr
             total[:, 0] += p.sum(axis=1)
             total[:, 1] += pl.sum(axis=1)
@@ -138,12 +144,22 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     return beta, s, ll, d2
 
 
-def _abs_power_sum(x: np.ndarray, beta: np.ndarray, loc: np.ndarray) -> np.ndarray:
-    """Per-row sum |x - loc|^beta, in column chunks."""
-    return row_sum(x, lambda c: np.abs(c - loc[:, None]) ** beta[:, None])
+def _size(x: np.ndarray, w: np.ndarray | None):
+    """Sample size: the row length, or the total count of a weighted row."""
+    return x.shape[1] if w is None else float(w.sum())
 
 
-def _snap_to_data(x: np.ndarray, beta: np.ndarray, loc: np.ndarray) -> np.ndarray:
+def _abs_power_sum(x: np.ndarray, beta: np.ndarray, loc: np.ndarray,
+                   w: np.ndarray | None = None) -> np.ndarray:
+    """Per-row sum |x - loc|^beta (weighted by ``w`` per column), in column chunks."""
+    if w is None:
+        return row_sum(x, lambda c: np.abs(c - loc[:, None]) ** beta[:, None])
+    return sum(np.einsum("ij,j->i", np.abs(x[:, i:i + CHUNK] - loc[:, None]) ** beta[:, None],
+                         w[i:i + CHUNK]) for i in range(0, x.shape[1], CHUNK))
+
+
+def _snap_to_data(x: np.ndarray, beta: np.ndarray, loc: np.ndarray,
+                  w: np.ndarray | None = None) -> np.ndarray:
     """The better of ``loc`` and the data values on either side of it, per row.
 
     Below beta = 1, sum|x - loc|^beta is concave between consecutive data values, so its minimum
@@ -155,15 +171,15 @@ def _snap_to_data(x: np.ndarray, beta: np.ndarray, loc: np.ndarray) -> np.ndarra
     rows = np.arange(x.shape[0])
     k = np.clip([np.searchsorted(row, m) for row, m in zip(x, loc, strict=True)], 1, n - 1)
     candidates = np.stack([loc, x[rows, k - 1], x[rows, k]], axis=1)
-    costs = np.stack([_abs_power_sum(x, beta, candidates[:, j]) for j in range(3)], axis=1)
+    costs = np.stack([_abs_power_sum(x, beta, candidates[:, j], w) for j in range(3)], axis=1)
     return candidates[rows, np.argmin(costs, axis=1)]
 
 
 def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                rel_tol: float = 1e-10) -> np.ndarray:
+                rel_tol: float = 1e-10, w: np.ndarray | None = None) -> np.ndarray:
     """Minimize sum|x - loc|^beta over loc in [lo, hi] per row by golden-section search."""
     def cost(m):
-        return _abs_power_sum(x, beta, m)
+        return _abs_power_sum(x, beta, m, w)
 
     c = hi - _GOLD * (hi - lo)
     d = lo + _GOLD * (hi - lo)
@@ -186,12 +202,17 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
 
 
 def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                  rel_tol: float = 1e-12, max_iter: int = 100) -> np.ndarray:
+                  rel_tol: float = 1e-12, max_iter: int = 100,
+                  w: np.ndarray | None = None) -> np.ndarray:
     """Root of d/dloc sum|x - loc|^beta (monotone for beta > 1) by the Illinois method.
 
     Only rows that have not converged are evaluated, so a batch costs what its rows need.
+    ``w`` (one row only): a count per value.
     """
     b1_all = beta - 1.0
+    counts = w
+    if counts is not None:
+        assert x.shape[0] == 1, "weights are for one row"
 
     def deriv(rows, m):
         if rows.size == 0:  # no row left to widen on this side
@@ -199,6 +220,12 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
         if x.shape[0] == 1:
             # One sorted row: split at loc instead of taking signs (three passes fewer).
             row, k, b1, mu = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0], m[0]
+            if counts is not None:
+                above = sum(dot((row[i:i + CHUNK] - mu) ** b1, counts[i:i + CHUNK])
+                            for i in range(k, row.size, CHUNK))
+                below = sum(dot((mu - row[i:min(i + CHUNK, k)]) ** b1,
+                                counts[i:min(i + CHUNK, k)]) for i in range(0, k, CHUNK))
+                return np.array([above - below])
             above = sum(((row[i:i + CHUNK] - mu) ** b1).sum() for i in range(k, row.size, CHUNK))
             below = sum(((mu - row[i:min(i + CHUNK, k)]) ** b1).sum() for i in range(0, k, CHUNK))
             return np.array([above - below])
@@ -212,9 +239,9 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
         bad_lo, bad_hi = np.flatnonzero(f_lo < 0), np.flatnonzero(f_hi > 0)
         if not (bad_lo.size or bad_hi.size):
             break
-        w = hi - lo
-        lo[bad_lo] -= w[bad_lo]
-        hi[bad_hi] += w[bad_hi]
+        span = hi - lo
+        lo[bad_lo] -= span[bad_lo]
+        hi[bad_hi] += span[bad_hi]
         f_lo[bad_lo], f_hi[bad_hi] = deriv(bad_lo, lo[bad_lo]), deriv(bad_hi, hi[bad_hi])
     width0 = hi - lo
     side = np.zeros(lo.shape, int)
@@ -242,36 +269,48 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
     return c
 
 
-def _update_loc(x, beta, loc, half_width, rel_tol):
+def _update_loc(x, beta, loc, half_width, rel_tol, w=None):
     """Best loc for the current beta; Illinois where the objective is smooth, golden otherwise."""
     new = np.empty_like(loc)
     smooth = beta > 1.05
     if smooth.any():
         new[smooth] = _loc_illinois(x[smooth], beta[smooth], loc[smooth] - half_width[smooth],
-                                    loc[smooth] + half_width[smooth], rel_tol)
+                                    loc[smooth] + half_width[smooth], rel_tol, w=w)
     if (~smooth).any():
         r = ~smooth
         found = _loc_golden(x[r], beta[r], loc[r] - half_width[r], loc[r] + half_width[r],
-                            max(rel_tol, 1e-10))
-        new[r] = _snap_to_data(x[r], beta[r], found)
+                            max(rel_tol, 1e-10), w)
+        new[r] = _snap_to_data(x[r], beta[r], found, w)
     return new
 
 
 def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
-                     rel_tol: float = 1e-12):
-    """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature)."""
-    loc = row_median(x) if loc0 is None else loc0.copy()
-    if beta0 is None:
+                     rel_tol: float = 1e-12, w: np.ndarray | None = None):
+    """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature).
+
+    ``w`` (one row only): a count per value, the fit of ``np.repeat(x[0], w)`` with the same
+    start (median, moments) and path."""
+    if w is None:
+        loc = row_median(x) if loc0 is None else loc0.copy()
+    else:
+        loc = np.array([weights.median(x[0], w)]) if loc0 is None else loc0.copy()
+    if beta0 is None and w is None:
         dev = x - x.mean(axis=1, keepdims=True)
         m2 = np.mean(dev**2, axis=1)
         beta0 = _beta_from_kurtosis(np.mean(dev**4, axis=1) / m2**2 - 3.0)
-    beta, s, ll, d2 = _beta_newton(x, loc, beta0)
-    spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
+    elif beta0 is None:
+        _, m2w, m4w = weights.moments(x[0], w)
+        beta0 = _beta_from_kurtosis(np.array([m4w / m2w**2 - 3.0]))
+    beta, s, ll, d2 = _beta_newton(x, loc, beta0, w=w)
+    if w is None:
+        spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
+    else:
+        spread = np.array([weights.unsorted_median(np.abs(x[0] - loc[0]), w)]) + 1e-300
     half_width = 0.5 * spread
     for _ in range(rounds):
-        new_loc = _update_loc(x, beta, loc, half_width, rel_tol)
+        new_loc = _update_loc(x, beta, loc, half_width, rel_tol, w)
         moved = np.abs(new_loc - loc)
-        new_beta, new_s, new_ll, new_d2 = _beta_newton(x, new_loc, beta)
+        new_beta, new_s, new_ll, new_d2 = _beta_newton(x, new_loc, beta, w=w)
         better = new_ll >= ll
         loc = np.where(better, new_loc, loc)
         beta, s, ll, d2 = (np.where(better, new_beta, beta), np.where(better, new_s, s),
@@ -283,10 +322,14 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
     return loc, beta, s, ll, d2
 
 
-def _fit_long_row(x: np.ndarray):
+def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
     """Fit one long sorted row: locate the optimum on exact quantiles (an evenly strided
-    subsample of the sorted values), then polish on every value."""
-    stride = strided_quantiles(x, _SUBSAMPLE)
+    subsample of the sorted values), then polish on every value. ``w``: a count per value (the
+    quantiles are those of the expanded multiset)."""
+    if w is None:
+        stride = strided_quantiles(x, _SUBSAMPLE)
+    else:
+        stride = weights.strided(x[0], w, _SUBSAMPLE)[np.newaxis, :]
     start = None
     dev = stride[0] - stride[0].mean()
     beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))
@@ -298,7 +341,7 @@ def _fit_long_row(x: np.ndarray):
         start = fit_gennorm_rows(stride)
     loc, beta = start[0], start[1]
     if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
-        polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA)
+        polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA, w=w)
         if polished is not None:
             return polished
     # Coordinate ascent: loc by a narrow bracketed search, then beta by Newton. loc and beta are
@@ -308,17 +351,17 @@ def _fit_long_row(x: np.ndarray):
     # The strided sample's loc is within ~1e-4 of the spread of the full optimum (measured on
     # heavy-tailed layers); a later round re-centres on any move, so the first bracket is narrow.
     half = 4e-4 * spread
-    beta, s, ll, d2 = _beta_newton(x, loc, beta)
+    beta, s, ll, d2 = _beta_newton(x, loc, beta, w=w)
     for _round in range(8):
         if beta[0] > 1.05:
-            new_loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7)
+            new_loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7, w=w)
         else:  # cusps at the data points: a bracketing search that needs no derivative, to
             # 1e-7 of the spread (below the gap between neighbouring values of a few million),
             # then onto the best neighbouring data value
             new_loc = _loc_golden(x, beta, loc - half, loc + half,
-                                  rel_tol=min(0.1, 5e-8 * spread / half))
-            new_loc = _snap_to_data(x, beta, new_loc)
-        new = _beta_newton(x, new_loc, beta)
+                                  rel_tol=min(0.1, 5e-8 * spread / half), w=w)
+            new_loc = _snap_to_data(x, beta, new_loc, w)
+        new = _beta_newton(x, new_loc, beta, w=w)
         gain = new[2][0] - ll[0]
         if gain < 0:
             break
@@ -374,44 +417,70 @@ class GenNorm(Family):
     def fit(self, x_sorted: np.ndarray) -> BatchFit:
         """Fit one sorted sample; below beta = 1 the loc is searched over the data values (see
         ``gennorm_cusps``: the local search can stop on a cusp that is not the highest)."""
-        local = self.fit_rows(x_sorted[np.newaxis, :])
-        if not local.shape[0] < 1.05:
-            return self._restart_near_cusp(x_sorted, self._polish(x_sorted, local))
-        found = global_cusp_fit(x_sorted, float(local.loc[0]), float(local.shape[0]),
-                                float(local.loglik[0]), _beta_newton)
-        if found is not None and found[3][0] > local.loglik[0]:
-            local = _batch_fit(x_sorted.size, *found)
-        return self._restart_near_cusp(x_sorted, local)
+        return self._finish(x_sorted, self.fit_rows(x_sorted[np.newaxis, :]))
 
-    def _restart_near_cusp(self, x_sorted: np.ndarray, fit: BatchFit) -> BatchFit:
+    def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
+                     start: BatchFit | None = None) -> BatchFit:
+        """The fit of ``np.repeat(values, counts)`` on the distinct values: every sum weighted
+        by the counts, every order statistic (median, strided quantiles, cusp candidates) that
+        of the expanded multiset, so it takes the path ``fit`` takes on the expanded sample, at
+        a cost per pass proportional to the number of distinct values. ``start`` is not used
+        (as ``fit`` has none)."""
+        w = np.asarray(counts, dtype=np.float64)
+        x = values[np.newaxis, :]
+        n = weights.total(w)
+        if n > 2 * _SUBSAMPLE:
+            found = _fit_long_row(x, w)
+        else:
+            found = fit_gennorm_rows(x, w=w)
+        return self._finish(values, _batch_fit(float(n), *found), w)
+
+    def _finish(self, x_sorted: np.ndarray, local: BatchFit,
+                w: np.ndarray | None = None) -> BatchFit:
+        """The local fit's finishing steps: the global cusp search below beta = 1, else the
+        joint polish; then the restarts near the cusp. ``w``: a count per value."""
+        if not local.shape[0] < 1.05:
+            return self._restart_near_cusp(x_sorted, self._polish(x_sorted, local, w), w)
+        found = global_cusp_fit(x_sorted, float(local.loc[0]), float(local.shape[0]),
+                                float(local.loglik[0]), _beta_newton, w=w)
+        if found is not None and found[3][0] > local.loglik[0]:
+            local = _batch_fit(_size(x_sorted[np.newaxis, :], w), *found)
+        return self._restart_near_cusp(x_sorted, local, w)
+
+    def _restart_near_cusp(self, x_sorted: np.ndarray, fit: BatchFit,
+                           w: np.ndarray | None = None) -> BatchFit:
         """Just above beta = 1 the values near loc still make near-cusps, and loc and beta can
         settle on a local optimum (beta 1.10 where scipy found 1.22, 0.004 nats higher, on 40
         values). Restart the coordinate ascent from the mean with beta 1.5 and 2 (the side
         away from the cusps); the best likelihood wins."""
         beta = float(fit.shape[0])
-        if not beta < _NEWTON_BETA[0] + 0.35 or x_sorted.size > 2 * _SUBSAMPLE:
-            return fit
         row = x_sorted[np.newaxis, :]
+        n = _size(row, w)
+        if not beta < _NEWTON_BETA[0] + 0.35 or n > 2 * _SUBSAMPLE:
+            return fit
+        mean = row.mean(axis=1) if w is None else np.array([weights.moments(x_sorted, w)[0]])
         best, best_ll = None, float(fit.loglik[0])
         for beta0 in (1.5, 2.0):
-            alt = fit_gennorm_rows(row, row.mean(axis=1), np.array([beta0]), rounds=50)
+            alt = fit_gennorm_rows(row, mean, np.array([beta0]), rounds=50, w=w)
             if alt[3][0] > best_ll:
                 best, best_ll = alt, float(alt[3][0])
-        return fit if best is None else _batch_fit(x_sorted.size, *best)
+        return fit if best is None else _batch_fit(n, *best)
 
-    def _polish(self, x_sorted: np.ndarray, local: BatchFit) -> BatchFit:
+    def _polish(self, x_sorted: np.ndarray, local: BatchFit,
+                w: np.ndarray | None = None) -> BatchFit:
         """Finish the coordinate ascent where loc and beta are coupled (small skewed samples:
         six rounds stopped 1e-7 of the log-likelihood short of scipy's on 40 values): joint
         Newton where it is safe, else more rounds; the better likelihood wins."""
-        n = x_sorted.size
+        n = _size(x_sorted[np.newaxis, :], w)
         if n > 2 * _SUBSAMPLE:  # the long-row path polishes to convergence itself
             return local
         loc, beta = float(local.loc[0]), float(local.shape[0])
         found = None
         if _NEWTON_BETA[0] < beta < _NEWTON_BETA[1]:
-            found = polish_newton(x_sorted, loc, beta, _NEWTON_BETA, max_steps=50)
+            found = polish_newton(x_sorted, loc, beta, _NEWTON_BETA, max_steps=50, w=w)
         if found is None:
-            found = fit_gennorm_rows(x_sorted[np.newaxis, :], local.loc, local.shape, rounds=50)
+            found = fit_gennorm_rows(x_sorted[np.newaxis, :], local.loc, local.shape, rounds=50,
+                                     w=w)
         if not found[3][0] > local.loglik[0]:
             return local
         return _batch_fit(n, *found)

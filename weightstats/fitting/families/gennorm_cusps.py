@@ -7,13 +7,19 @@ a nearby one, which fell 2 nats short of scipy's on 40 heavy-tailed values and 1
 nearest the current loc are all tried, then beta is re-optimized at the best one, alternating
 until neither moves.
 
-Only ``GenNorm.fit`` (the fit reported for a tensor) uses this; ``fit_rows``, with which the KS
-null tables are simulated, keeps the local search.
+Only ``GenNorm.fit`` and ``GenNorm.fit_weighted`` (the fit reported for a tensor) use this;
+``fit_rows``, with which the KS null tables are simulated, keeps the local search. A weighted
+sample (distinct values with counts) is searched as its expansion ``np.repeat(x, w)`` would be:
+the candidates are the distinct values among the expanded sample's ``_CANDIDATES`` nearest in
+rank, each value's cost carries its count.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from . import gennorm_weights as weights
+from .base import dot
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
 _NODES = 32  # Chebyshev nodes for the far values' smooth contribution
@@ -21,44 +27,61 @@ _FAR_SAMPLE = 32768  # far values beyond this are represented by evenly strided 
 _BLOCK = 1 << 21  # values per block of candidates x data (16 MB of float64)
 
 
-def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float) -> np.ndarray:
-    """sum |values - c|^beta for every candidate c, in blocks of candidates."""
+def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
+                 w: np.ndarray | None = None) -> np.ndarray:
+    """sum |values - c|^beta (weighted by ``w``) for every candidate c, in blocks of candidates."""
     per_block = max(1, _BLOCK // max(values.size, 1))
     cost = np.empty(cand.size)
     for i in range(0, cand.size, per_block):
         c = cand[i:i + per_block, None]
-        cost[i:i + per_block] = (np.abs(values[None, :] - c) ** beta).sum(axis=1)
+        if w is None:
+            cost[i:i + per_block] = (np.abs(values[None, :] - c) ** beta).sum(axis=1)
+        else:
+            cost[i:i + per_block] = np.einsum("ij,j->i", np.abs(values[None, :] - c) ** beta, w)
     return cost
 
 
-def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float) -> np.ndarray:
+def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
+               w: np.ndarray | None = None) -> np.ndarray:
     """sum |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
     least half the window's width away: an analytic function of c there, so a Chebyshev
     interpolant on ``_NODES`` nodes is exact to rounding (the nearest singularity is 2
     half-widths from the centre: error ~ 3.7^-32 relative). Many far values are represented by
     evenly strided ones, weighted: the error is a smooth function of c, which can only make the
     search miss an improvement (the winner's likelihood is computed exactly), never accept a
-    worse fit."""
-    if far.size > _FAR_SAMPLE:
-        step = far.size // _FAR_SAMPLE
-        weight = far.size / far[step // 2::step].size
-        far = far[step // 2::step]
+    worse fit. ``w``: a count per far value, which then stand for ``np.repeat(far, w)``."""
+    size = far.size if w is None else weights.total(w)
+    if size > _FAR_SAMPLE:
+        step = size // _FAR_SAMPLE
+        if w is None:
+            weight = far.size / far[step // 2::step].size
+            far = far[step // 2::step]
+        else:
+            far = weights.at_positions(far, w, np.arange(step // 2, size, step))
+            weight = size / far.size
+        w = None
     else:
         weight = 1.0
     a, b = float(cand[0]), float(cand[-1])
     t = np.cos(np.pi * (np.arange(_NODES) + 0.5) / _NODES)
     nodes = 0.5 * (a + b) + 0.5 * (b - a) * t
-    values = np.array([np.sum(np.abs(far - c) ** beta) for c in nodes])
+    if w is None:
+        values = np.array([np.sum(np.abs(far - c) ** beta) for c in nodes])
+    else:
+        values = np.array([dot(np.abs(far - c) ** beta, w) for c in nodes])
     coef = np.polynomial.chebyshev.chebfit(t, values, _NODES - 1)
     return weight * np.polynomial.chebyshev.chebval((2.0 * cand - (a + b)) / (b - a), coef)
 
 
-def best_data_loc(x: np.ndarray, beta: float, center: float) -> float:
+def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | None = None) -> float:
     """The data value that minimizes sum|x - c|^beta, among the ``_CANDIDATES`` values of the
     sorted sample ``x`` nearest ``center`` in rank (all of them in smaller samples).
 
     The values within a window's width of the candidates are summed exactly for each candidate
-    (the cusps); the others only add a smooth function of c, interpolated from a few passes."""
+    (the cusps); the others only add a smooth function of c, interpolated from a few passes.
+    ``w``: a count per (distinct) value."""
+    if w is not None:
+        return _best_weighted_loc(x, w, beta, center)
     n = x.size
     m = min(n, _CANDIDATES)
     k = int(np.searchsorted(x, center))
@@ -75,16 +98,40 @@ def best_data_loc(x: np.ndarray, beta: float, center: float) -> float:
     return float(cand[int(np.argmin(cost))])
 
 
+def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float) -> float:
+    """``best_data_loc`` of ``np.repeat(x, w)`` on the distinct values ``x``: the same candidate
+    values, near window and far values (positions in the expanded sample map to distinct values
+    through the cumulative counts)."""
+    n = weights.total(w)
+    m = min(n, _CANDIDATES)
+    ends = np.cumsum(w)
+    first = np.concatenate([[0.0], ends[:-1]])  # expanded position of each value's first copy
+    k = int(first[np.searchsorted(x, center)]) if center <= x[-1] else n
+    lo = max(0, min(k - m // 2, n - m))
+    i0, i1 = np.searchsorted(ends, [float(lo), float(lo + m - 1)], "right")
+    cand = x[i0:i1 + 1]
+    width = float(cand[-1] - cand[0])
+    if m == n or not width > 0:
+        return float(cand[int(np.argmin(_exact_costs(x, cand, beta, w)))])
+    near_lo = int(np.searchsorted(x, cand[0] - 0.5 * width, "left"))
+    near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
+    cost = _exact_costs(x[near_lo:near_hi], cand, beta, w[near_lo:near_hi])
+    if near_lo > 0 or near_hi < x.size:
+        cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta,
+                           np.concatenate([w[:near_lo], w[near_hi:]]))
+    return float(cand[int(np.argmin(cost))])
+
+
 def global_cusp_fit(x: np.ndarray, loc: float, beta: float, ll: float, beta_newton,
-                    max_rounds: int = 10):
+                    max_rounds: int = 10, w: np.ndarray | None = None):
     """Alternate the best data value as loc and beta's Newton at that loc, from (loc, beta) with
     log-likelihood ``ll``; returns (loc, beta, s, ll, d2) as length-1 arrays, or None when nothing
-    better than ``ll`` is found (the local fit stands)."""
+    better than ``ll`` is found (the local fit stands). ``w``: a count per (distinct) value."""
     row = x[np.newaxis, :]
     best = None
     for _ in range(max_rounds):
-        new_loc = best_data_loc(x, beta, loc)
-        b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]))
+        new_loc = best_data_loc(x, beta, loc, w)
+        b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]), w=w)
         if not new_ll[0] > ll * (1 + 1e-14 * np.sign(ll)) + 1e-12:
             break
         gain = float(new_ll[0]) - ll

@@ -33,22 +33,28 @@ def log_beta_derivatives(n: int, beta, s, s1, s2):
     return b * d1, b**2 * dd + b * d1
 
 
-def _joint_sums(row: np.ndarray, loc: float, beta: float) -> np.ndarray | None:
+def _joint_sums(row: np.ndarray, loc: float, beta: float,
+                w: np.ndarray | None = None) -> np.ndarray | None:
     """One pass over a sorted row at (loc, beta): S = sum|r|^beta with its first two beta
     derivatives, and the loc derivatives G = sum sign(r)|r|^(beta-1), dG/dbeta and H =
-    sum|r|^(beta-2). None when a value equals loc, where H is infinite for beta < 2."""
+    sum|r|^(beta-2). None when a value equals loc, where H is infinite for beta < 2.
+    ``w``: a weight (count) per value, every sum weighted."""
     lo, hi = np.searchsorted(row, loc, "left"), np.searchsorted(row, loc, "right")
     if hi > lo:
         return None
     total = np.zeros(6)
+    parts = ((row[:lo], -1.0, None if w is None else w[:lo]),
+             (row[hi:], 1.0, None if w is None else w[hi:]))
     # The row is sorted, so the sign of r is known per part: no sign or abs passes.
-    for part, sign in ((row[:lo], -1.0), (row[hi:], 1.0)):
+    for part, sign, weight in parts:
         for i in range(0, part.size, CHUNK):
             a = part[i:i + CHUNK] - loc
             if sign < 0:
                 np.negative(a, out=a)
             la = np.log(a)
             p = np.exp(beta * la)
+            if weight is not None:  # weighting p weights every sum below
+                p *= weight[i:i + CHUNK]
             pl = p * la
             inv = np.reciprocal(a, out=a)
             q = p * inv
@@ -70,14 +76,15 @@ def _joint_derivatives(n: int, beta: float, sums: np.ndarray):
 
 
 def polish_newton(row: np.ndarray, loc: float, beta: float, beta_range: tuple[float, float],
-                  max_steps: int = 8):
+                  max_steps: int = 8, w: np.ndarray | None = None):
     """Joint Newton ascent in (loc, log beta) on every value of one sorted row, from a start near
     the optimum: each step is one fused pass (log, exp, reciprocal), and a start on exact
     quantiles typically needs one or two steps. None where Newton is not safe (beta near the loc
     cusps at 1 or at the bound: a step leaving ``beta_range``; a value equal to loc; an indefinite
-    Hessian); the caller then falls back to coordinate ascent."""
-    n = row.size
-    sums = _joint_sums(row, loc, beta)
+    Hessian); the caller then falls back to coordinate ascent. ``w``: a count per value (the
+    multiset ``np.repeat(row, w)``)."""
+    n = row.size if w is None else float(w.sum())
+    sums = _joint_sums(row, loc, beta, w)
     if sums is None:
         return None
     ll, grad, hess, d2 = _joint_derivatives(n, beta, sums)
@@ -97,7 +104,7 @@ def polish_newton(row: np.ndarray, loc: float, beta: float, beta_range: tuple[fl
             trial_loc, trial_beta = loc + t * step[0], beta * np.exp(t * step[1])
             if not beta_range[0] <= trial_beta <= beta_range[1]:
                 return None
-            trial = _joint_sums(row, trial_loc, trial_beta)
+            trial = _joint_sums(row, trial_loc, trial_beta, w)
             if trial is None:
                 return None
             t_ll, t_grad, t_hess, t_d2 = _joint_derivatives(n, trial_beta, trial)
