@@ -39,6 +39,8 @@ def _key(spelling: str) -> str:
 
 def get_family(name: str) -> Family:
     """Look up a family by name, display label or alias; unknown names raise a one-line OptionError."""
+    if isinstance(name, str) and name in FAMILIES:  # the canonical name: every fit asks this way
+        return FAMILIES[name]
     table = _lookup()
     key = _key(str(name))
     if key not in table:
