@@ -59,6 +59,7 @@ from scipy import special
 from .descriptives import describe
 from .floatgrid import SIGNIFICAND_BITS, half_cells, storage_precision
 from .result import TensorFit
+from .runs import SortedRuns
 
 ALPHA = 1e-3  # expected number of false atoms in a continuous tensor (union bound)
 NEIGHBOURS = 64  # values on each side behind the local density estimate
@@ -238,8 +239,10 @@ class Atoms:
                                  "discrete law, so no continuous family is fitted")
         return None
 
-    def continuous(self, xs: np.ndarray) -> np.ndarray:
-        """The sorted values of ``xs`` that are not on an atom (a new array)."""
+    def continuous(self, xs: np.ndarray | SortedRuns) -> np.ndarray | SortedRuns:
+        """The sorted values of ``xs`` that are not on an atom (a new array, or new runs)."""
+        if isinstance(xs, SortedRuns):
+            return xs.without(self.values)
         keys = self.values.astype(xs.dtype)
         lo = np.searchsorted(xs, keys, "left")
         hi = np.searchsorted(xs, keys, "right")
@@ -316,13 +319,21 @@ def _hole(rest: np.ndarray, precision: str, symmetric: bool = False) -> float | 
     return min(-lo, hi) if expected >= HOLE_MIN_EXPECTED else None
 
 
-def _integer_atoms(xs: np.ndarray) -> Atoms:
-    """An integer tensor is a grid by construction: every level that repeats is an atom."""
-    values, counts = np.unique(xs, return_counts=True)
-    if values.size > xs.size // 2:  # mostly distinct integers: treat them as continuous
-        return Atoms(n_total=int(xs.size), precision="integer")
-    return Atoms(values.astype(np.float64), counts.astype(np.int64), int(xs.size), "integer",
+def _integer_atoms(values: np.ndarray, counts: np.ndarray, n: int) -> Atoms:
+    """An integer tensor is a grid by construction: every level that repeats is an atom.
+
+    ``values`` are the tensor's distinct levels (sorted), ``counts`` how often each occurs.
+    """
+    if values.size > n // 2:  # mostly distinct integers: treat them as continuous
+        return Atoms(n_total=n, precision="integer")
+    return Atoms(values.astype(np.float64), counts.astype(np.int64), n, "integer",
                  _grid(values.astype(np.float64)), n_levels=int(values.size))
+
+
+def _distinct(xs: np.ndarray) -> np.ndarray:
+    """The distinct values of sorted ``xs``. Not np.unique: it sorts again, and NumPy's AVX-512
+    float16 sort leaves arrays with many ties out of order on some CPUs."""
+    return xs[np.concatenate([[True], xs[1:] != xs[:-1]])]
 
 
 def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
@@ -342,16 +353,48 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     """
     n = int(xs.size)
     if dtype.startswith(("int", "uint")):
-        return _integer_atoms(xs)
+        return _integer_atoms(*np.unique(xs, return_counts=True), n)
     precision = storage_precision(xs, dtype)
     found: list[np.ndarray] = []
     for start in range(0, n - 1, _CHUNK):
         block = xs[start:start + _CHUNK + 1]
         repeated = block[1:][block[1:] == block[:-1]]
         if repeated.size:
-            candidates = np.unique(repeated).astype(np.float64)
+            candidates = _distinct(repeated).astype(np.float64) + 0.0  # -0.0 is the atom 0.0
             found.append(candidates[_test_runs(xs, candidates, precision)])
     values = np.unique(np.concatenate(found)) if found else np.empty(0)
+    return _read_atoms(xs, values, precision)
+
+
+def find_atoms_counted(values: np.ndarray, counts: np.ndarray, dtype: str = "") -> Atoms:
+    """``find_atoms`` of the sample holding each of ``values`` ``counts`` times, in
+    O(distinct values): the same atoms, counts, precision, grid and pruning threshold as
+    ``find_atoms(np.repeat(values, counts), dtype)``.
+
+    Parameters
+    ----------
+    values : ndarray
+        Distinct finite values, sorted ascending, float64, in data units; at least two.
+    counts : ndarray
+        Positive whole numbers (int64): how often each value occurs.
+    dtype : str
+        The tensor's stored dtype name ("bfloat16", "int8", ...).
+    """
+    runs = SortedRuns(values, counts)
+    if dtype.startswith(("int", "uint")):
+        return _integer_atoms(runs.values, runs.counts, runs.size)
+    # The storage precision depends on the set of values only, not on how often each occurs.
+    precision = storage_precision(runs.values, dtype)
+    candidates = runs.values[runs.counts > 1].astype(np.float64)  # the repeated values
+    if candidates.size:
+        candidates = candidates[_test_runs(runs, candidates, precision)]
+    return _read_atoms(runs, candidates, precision)
+
+
+def _read_atoms(xs: np.ndarray | SortedRuns, values: np.ndarray, precision: str) -> Atoms:
+    """The ``Atoms`` of sorted ``xs`` (an array or its runs) whose atom values the Poisson test
+    found: their counts, and the quantized or pruned reading they give."""
+    n = int(xs.size)
     if not values.size:
         # Pruned weights stored sparse: no zeros, but a symmetric hole (-c, c) all the same.
         return Atoms(n_total=n, precision=precision, pruned_c=_hole(xs, precision, symmetric=True))
@@ -359,7 +402,7 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     counts = np.searchsorted(xs, keys, "right") - np.searchsorted(xs, keys, "left")
     atoms = Atoms(values, counts.astype(np.int64), n, precision, _grid(values))
     if atoms.discrete:  # the few values off the atoms are levels too (seen once): all on the grid?
-        levels = np.unique(xs).astype(np.float64)
+        levels = (xs.values if isinstance(xs, SortedRuns) else _distinct(xs)).astype(np.float64)
         return Atoms(values, atoms.counts, n, precision, _grid(levels), n_levels=int(levels.size))
     if atoms.n_continuous >= 2:
         c = _hole(atoms.continuous(xs), precision, symmetric=not atoms.zero_count)
@@ -368,10 +411,11 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     return atoms
 
 
-def _describe_raw(xs: np.ndarray) -> dict[str, float]:
-    """``describe`` of raw sorted values, computed on x / max|x| so no power can overflow."""
+def _describe_raw(xs: np.ndarray, counts: np.ndarray | None = None) -> dict[str, float]:
+    """``describe`` of raw sorted values (each occurring ``counts`` times, if given), computed on
+    x / max|x| so no power can overflow."""
     top = max(abs(float(xs[0])), abs(float(xs[-1])))
-    described = describe(xs.astype(np.float64) / top)
+    described = describe(xs.astype(np.float64) / top, weights=counts)
     described.update(mean=described["mean"] * top, std=described["std"] * top,
                      min=float(xs[0]), max=float(xs[-1]))
     return described
@@ -385,10 +429,39 @@ def grid_declined(xs: np.ndarray, grid: str, base: dict[str, Any]) -> TensorFit:
     grid instead (``grid``, e.g. "GGUF Q8_0: blocks of 32 values, ...") and the reading is the
     same as for a tensor whose atoms carry nearly every value: a discrete law, no family fitted.
     """
+    return _grid_fit(grid, base, _describe_raw(xs))
+
+
+def grid_declined_counted(values: np.ndarray, counts: np.ndarray, grid: str,
+                          base: dict[str, Any]) -> TensorFit:
+    """``grid_declined`` of the sample holding each of ``values`` (sorted, distinct) ``counts``
+    times (the counted path)."""
+    return _grid_fit(grid, base, _describe_raw(values, counts))
+
+
+def _grid_fit(grid: str, base: dict[str, Any], described: dict[str, float]) -> TensorFit:
     fit = TensorFit.failed("quantized", f"quantized ({grid}): a discrete law, so no continuous "
                            "family is fitted", **base)
-    fit.descriptives.update(_describe_raw(xs))
+    fit.descriptives.update(described)
     return fit
+
+
+def _declined(atoms: Atoms, reason: tuple[str, str], base: dict[str, Any],
+              described: dict[str, float]) -> TensorFit:
+    """The finished ``TensorFit`` of atoms that decline the fit, with the raw descriptives."""
+    fit = TensorFit.failed(*reason, **base)
+    fit.descriptives.update(described)
+    fit.descriptives.update(atom_mass=atoms.mass, n_atoms=float(atoms.values.size),
+                            zero_fraction=atoms.zero_count / atoms.n_total)
+    fit.atoms = atoms.summary()
+    return fit
+
+
+def _reason(atoms: Atoms, min_n: int, known: bool) -> tuple[str, str] | None:
+    """Why ``atoms`` decline the fit, or None; a pruned tensor is fitted truncated
+    (``fitting.truncated``) unless its atoms came from the per-channel view."""
+    reason = atoms.decline(min_n)
+    return None if reason is not None and reason[0] == "pruned" and not known else reason
 
 
 def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None,
@@ -419,18 +492,42 @@ def take_atoms(xs: np.ndarray, flat: np.ndarray, dtype: str, known: Atoms | None
         atoms) when no family should be fitted, else None.
     """
     atoms = known if known is not None else find_atoms(xs, dtype)
-    reason = atoms.decline(min_n)
-    if reason is not None and reason[0] == "pruned" and known is None:
-        reason = None  # the fitter fits truncated laws to the survivors (fitting.truncated)
-    if reason is not None:
-        fit = TensorFit.failed(*reason, **base)
-        fit.descriptives.update(_describe_raw(xs))  # raw values (the per-channel view too)
-        fit.descriptives.update(atom_mass=atoms.mass, n_atoms=float(atoms.values.size),
-                                zero_fraction=atoms.zero_count / atoms.n_total)
-        fit.atoms = atoms.summary()
-        return atoms, xs, flat, fit
+    reason = _reason(atoms, min_n, known is not None)
+    if reason is not None:  # raw values' descriptives (the per-channel view too)
+        return atoms, xs, flat, _declined(atoms, reason, base, _describe_raw(xs))
     if atoms and known is None:
         whole = (float(xs[0]), float(xs[-1]))
         kept = flat != 0 if np.array_equal(atoms.values, [0.0]) else ~atoms.drop(flat)
         return replace(atoms, removed_from=whole), atoms.continuous(xs), flat[kept], None
     return atoms, xs, flat, None
+
+
+def take_atoms_counted(values: np.ndarray, counts: np.ndarray, dtype: str, base: dict[str, Any],
+                       min_n: int):
+    """``take_atoms`` of the sample holding each of ``values`` ``counts`` times (the counted
+    path), in O(distinct values).
+
+    Parameters
+    ----------
+    values : ndarray
+        Distinct finite values, sorted ascending, float64, in data units (non-constant).
+    counts : ndarray
+        Positive whole numbers (int64), at least ``min_n`` in all.
+    dtype, base, min_n
+        As for ``take_atoms``.
+
+    Returns
+    -------
+    atoms, values, counts, declined
+        As ``take_atoms`` returns them for ``np.repeat(values, counts)``, the continuous values
+        given by their distinct values and counts.
+    """
+    atoms = find_atoms_counted(values, counts, dtype)
+    reason = _reason(atoms, min_n, False)
+    if reason is not None:
+        return atoms, values, counts, _declined(atoms, reason, base, _describe_raw(values, counts))
+    if atoms:
+        rest = atoms.continuous(SortedRuns(values, counts))
+        whole = (float(values[0]), float(values[-1]))
+        return replace(atoms, removed_from=whole), rest.values, rest.counts, None
+    return atoms, values, counts, None

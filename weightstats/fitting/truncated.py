@@ -32,10 +32,11 @@ from .atoms import Atoms
 from .compare import compare_pair, llr_moments, pretest_overlaps
 from .descriptives import describe, histogram_sorted
 from .families import get_family
-from .families.base import strided_quantiles
+from .families.base import dot, strided_quantiles
 from .guard import NOT_FITTED_FLAG, failed_row
 from .ks import ks_statistic_sorted
 from .result import TensorFit
+from .runs import SortedRuns
 
 _COARSE = 50_000  # order statistics behind the first optimization of a large sample
 def _kept_mass(fam, params: tuple[float, ...], c: float) -> float:
@@ -49,16 +50,37 @@ def _unpack(theta: np.ndarray) -> tuple[float, ...]:
     return (float(theta[0]), *(math.exp(v) for v in theta[1:]))
 
 
-def _negloglik(theta: np.ndarray, fam, u: np.ndarray, c: float) -> float:
+class _Sample:
+    """Sorted float64 points, each occurring once (``counts`` None) or ``counts`` times."""
+
+    def __init__(self, points: np.ndarray, counts: np.ndarray | None = None) -> None:
+        self.points, self.counts = points, counts
+        self.weights = None if counts is None else counts.astype(np.float64)
+        self.n = int(points.size if counts is None else counts.sum())
+
+    def total(self, v: np.ndarray) -> float:
+        """Sum of ``v`` (one entry per point) over the sample written out."""
+        return float(np.sum(v)) if self.weights is None else dot(self.weights, v)
+
+    def strided(self, m: int) -> _Sample:
+        """About ``m`` evenly spaced order statistics (``strided_quantiles``), each once."""
+        if self.counts is None:
+            return _Sample(strided_quantiles(self.points[np.newaxis, :], m)[0])
+        step = self.n // m
+        return _Sample(SortedRuns(self.points, self.counts)[np.arange(step // 2, self.n, step)])
+
+
+def _negloglik(theta: np.ndarray, fam, u: _Sample, c: float) -> float:
     params = _unpack(theta)
     with np.errstate(all="ignore"):
-        ll = float(np.sum(fam.logpdf(u, *params))) - u.size * math.log(_kept_mass(fam, params, c))
+        ll = u.total(fam.logpdf(u.points, *params)) - u.n * math.log(_kept_mass(fam, params, c))
     return -ll if math.isfinite(ll) else 1e300
 
 
-def _maximize(fam, u: np.ndarray, c: float, starts: list[np.ndarray]) -> np.ndarray:
+def _maximize(fam, u: _Sample, c: float, starts: list[np.ndarray]) -> np.ndarray:
     """Best L-BFGS-B optimum of the truncated likelihood over the given starts."""
-    bounds = [(None, None), (math.log(1e-3 * c), math.log(1e3 * max(c, float(np.abs(u).max()))))]
+    top = max(abs(float(u.points[0])), abs(float(u.points[-1])))  # sorted: max |u|
+    bounds = [(None, None), (math.log(1e-3 * c), math.log(1e3 * max(c, top)))]
     bounds += [(math.log(lo), math.log(hi)) for lo, hi in fam.shape_bounds]
     best, best_value = starts[0], math.inf
     for start in starts:
@@ -69,33 +91,55 @@ def _maximize(fam, u: np.ndarray, c: float, starts: list[np.ndarray]) -> np.ndar
     return best
 
 
-def fit_family_truncated(name: str, u: np.ndarray, c: float) -> tuple[tuple[float, ...], float]:
+def fit_family_truncated(name: str, u: np.ndarray, c: float, counts: np.ndarray | None = None
+                         ) -> tuple[tuple[float, ...], float]:
     """(parameters, loglik) of one family fitted to sorted ``u`` (all |u| >= c), truncated to
     |x| >= c, by a generic optimizer over (loc, log scale, log shapes) within the family's
-    ``shape_bounds``."""
+    ``shape_bounds``. With ``counts``, ``u`` are distinct float64 values and the sample holds
+    each that many times (the counted path): the fit of ``np.repeat(u, counts)``."""
     fam = get_family(name)
     if len(fam.shape_bounds) != len(fam.shape_names):
         raise ValueError(f"{fam.label} declares no shape bounds for a truncated fit")
-    rms = float(np.sqrt(np.mean(u * u)))
+    sample = _Sample(u, counts)
+    rms = math.sqrt(sample.total(u * u) / sample.n)
     shapes0 = [math.log(s) for s in fam.shape_start]
     # From the survivors' own spread and from the threshold: 70% pruning leaves a scale near c,
     # 5% pruning one near the survivors' spread.
     starts = [np.array([0.0, math.log(s), *shapes0]) for s in (rms, c, 0.5 * (rms + c))]
-    coarse = strided_quantiles(u[np.newaxis, :], _COARSE)[0] if u.size > 2 * _COARSE else u
+    coarse = sample.strided(_COARSE) if sample.n > 2 * _COARSE else sample
     theta = _maximize(fam, coarse, c, starts)
-    if coarse is not u:
-        theta = _maximize(fam, u, c, [theta])
-    return _unpack(theta), -_negloglik(theta, fam, u, c)
+    if coarse is not sample:
+        theta = _maximize(fam, sample, c, [theta])
+    return _unpack(theta), -_negloglik(theta, fam, sample, c)
 
 
 def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins: int) -> TensorFit:
     """A ``TensorFit`` of a magnitude-pruned tensor: truncated fits of the survivors ``xs``
     (sorted, the zeros already cut out) with the zeros as a point mass (module docstring)."""
+    return _fit_pruned(xs, None, names, atoms, base, bins)
+
+
+def fit_pruned_counted(values: np.ndarray, counts: np.ndarray, names: list[str], atoms: Atoms,
+                       base: dict, bins: int) -> TensorFit:
+    """``fit_pruned`` of the survivors given as distinct ``values`` (sorted, float64, data units)
+    and their ``counts`` (the counted path): the same fits as ``fit_pruned`` of
+    ``np.repeat(values, counts)``, with likelihoods, moments, D and histogram weighted by the
+    counts, in O(distinct values)."""
+    return _fit_pruned(values, np.asarray(counts, dtype=np.int64), names, atoms, base, bins)
+
+
+def _fit_pruned(xs: np.ndarray, counts: np.ndarray | None, names: list[str], atoms: Atoms,
+                base: dict, bins: int) -> TensorFit:
+    """``fit_pruned`` of sorted survivors ``xs``, each occurring once or, with ``counts``, that
+    many times."""
     c_raw = float(atoms.pruned_c)
-    unit = float(np.sqrt(np.mean(np.square(xs, dtype=np.float64))))
+    n = int(xs.size if counts is None else counts.sum())
+    square = np.square(xs, dtype=np.float64)
+    unit = math.sqrt((float(np.sum(square)) if counts is None
+                      else dot(counts.astype(np.float64), square)) / n)
+    del square
     u = xs.astype(np.float64) / unit  # fits are equivariant under scaling; work near unit scale
     c = c_raw / unit
-    n = u.size
     note = (f"{atoms.describe()}: every family is fitted to the survivors truncated to "
             f"|w| >= {c_raw:.4g}; no KS p-value or shape interval for truncated fits")
     rows, logpdfs = [], {}
@@ -103,7 +147,7 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
     names = [name for name in names if name not in skipped]
     for name in names:
         fam = get_family(name)
-        params, ll = fit_family_truncated(name, u, c)
+        params, ll = fit_family_truncated(name, u, c, counts)
         loc, scale, shapes = params[0], params[1], params[2:]
         log_kept = math.log(_kept_mass(fam, params, c))
         logpdfs[name] = lambda v, f=fam, p=params, k=log_kept: f.logpdf(v, *p) - k
@@ -122,16 +166,17 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
             "shape_ci_low": float("nan"), "shape_ci_high": float("nan"),
             "shape_ci_method": "omitted" if fam.shape_name else "",
             "loglik": ll_raw, "loglik_per_weight": ll_raw / n, "aic": 2 * k_params - 2 * ll_raw,
-            "bic": k_params * math.log(n) - 2 * ll_raw, "ks_stat": ks_statistic_sorted(u, cdf),
+            "bic": k_params * math.log(n) - 2 * ll_raw,
+            "ks_stat": ks_statistic_sorted(u, cdf, weights=counts),
             "ks_pvalue": float("nan"), "ks_pvalue_naive": float("nan"), "ks_n": 0,
             "ks_stat_sub": float("nan"), "n_params": k_params, "flags": note,
         })
     totals = {r["family"]: r["loglik"] for r in rows}
     pairs = list(itertools.combinations(names, 2))
-    moments = llr_moments(u, logpdfs, pairs)
+    moments = llr_moments(u, logpdfs, pairs, weights=counts)
     comparisons = [compare_pair(a, b, n, *moments[(a, b)], totals[a], totals[b]) for a, b in pairs]
     pretest_overlaps(comparisons, totals)
-    described = describe(u)
+    described = describe(u, weights=counts)
     described.update(mean=described["mean"] * unit, std=described["std"] * unit,
                      min=float(xs[0]), max=float(xs[-1]))
     for row in rows:  # the row flag already says it all; annotate adds the mixed likelihood
@@ -141,9 +186,9 @@ def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins:
         row["flags"] = note
     rows += [failed_row(name, n, f"{get_family(name).label} has no truncated fit for pruned tensors",
                         flag=NOT_FITTED_FLAG) for name in skipped]
-    counts, edges = histogram_sorted(u, bins)
+    histogram = histogram_sorted(u, bins, weights=counts)
     base = dict(base, n=atoms.n_total)
     result = TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
-                              histogram=(counts, edges * unit), **base)
+                              histogram=(histogram[0], histogram[1] * unit), **base)
     result.atoms = atoms.summary()
     return result
