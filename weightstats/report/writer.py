@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from weightstats import interrupts
-from weightstats.report import figures as figs
 from weightstats.report import html
 from weightstats.report.atomic import atomic_directory
 from weightstats.report.model import ReportData
@@ -52,6 +51,9 @@ def write_report(
             put("report.json", to_json_text(report.to_dict()).encode())
         pngs: dict[str, bytes] = {}
         if plots and ("png" in fmts or "html" in fmts):
+            # matplotlib loads only for a report that draws (a second of --no-plots runs).
+            from weightstats.report import figures as figs
+
             for name, data in figs.render_all(report):
                 interrupts.check()  # a Ctrl-C that matplotlib's callbacks swallowed
                 if "png" in fmts:
