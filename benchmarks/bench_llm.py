@@ -8,6 +8,10 @@ shapes and Hugging Face Llama tensor names, written as two safetensors shards pl
 * **floor**: for every tensor, read it (``safe_open``, ``framework="pt"``) and ``np.bincount`` its
   ``uint16`` view (``minlength=65536``): the least work any exact 16-bit method must do;
 * **read**: the shard files' bytes read into one reused buffer, nothing else;
+* **load**: weightstats' own loaders (``resolve(folder).tensors()``, ``WeightTensor.load()``) and a
+  chunked ``np.bincount`` of each loaded tensor's ``uint16`` view: what the loaders cost on the way
+  to a counting fit; its peak RSS shows whether they copy (a bfloat16 tensor must arrive in its
+  stored dtype as a memory map: about the largest tensor's 131 MB over the interpreter's baseline);
 * **fit_model**: ``weightstats.fit_model(folder)`` with its defaults (jobs=1);
 * **CLI**: ``weightstats fit FOLDER --no-plots --out TMP`` end to end (interpreter start, imports,
   report files), peak RSS from ``getrusage(RUSAGE_CHILDREN)`` in a fresh wrapper process.
@@ -183,6 +187,37 @@ def step_read(folder: Path) -> dict[str, object]:
     return {"wall_s": time.perf_counter() - t0, "bytes": total}
 
 
+COUNT_CHUNK = 1 << 22  # values counted at once: bincount casts each chunk to intp (8 B/value)
+
+
+def step_load(folder: Path) -> dict[str, object]:
+    from weightstats.sources import resolve
+
+    tensors = list(resolve(str(folder)).tensors())
+    base = vm_hwm_mib()
+    load_s = count_s = 0.0
+    dtypes: set[str] = set()
+    n_values = 0
+    t_all = time.perf_counter()
+    for t in tensors:
+        t0 = time.perf_counter()
+        values = t.load()
+        t1 = time.perf_counter()
+        dtypes.add(values.dtype.name)
+        bits = values.reshape(-1).view(np.uint16)
+        counts = np.zeros(65536, np.int64)
+        for start in range(0, bits.size, COUNT_CHUNK):
+            counts += np.bincount(bits[start:start + COUNT_CHUNK], minlength=65536)
+        n_values += int(counts.sum())
+        del values, bits  # drops the memory map: its pages leave the resident set
+        count_s += time.perf_counter() - t1
+        load_s += t1 - t0
+    largest = max(t.numel for t in tensors)
+    return {"wall_s": time.perf_counter() - t_all, "load_s": load_s, "bincount_s": count_s,
+            "rss_after_imports_mib": base, "dtypes": sorted(dtypes), "values": n_values,
+            "largest_tensor_mib": 2 * largest / 2**20}
+
+
 def step_fit_model(folder: Path) -> dict[str, object]:
     import weightstats
 
@@ -235,7 +270,8 @@ def fmt(x: object, spec: str = ".2f") -> str:
 
 def render(info: dict[str, int], n_layers: int, res: dict[str, dict], gen_s: float,
            quick: bool) -> str:
-    floor, read, fit, cli = res["floor"], res["read"], res["fit_model"], res["cli"]
+    floor, read, fit, cli = (res.get(k, {}) for k in ("floor", "read", "fit_model", "cli"))
+    load = res.get("load", {})
     floor_s = floor.get("bincount_s")
     floor_read_s = floor.get("wall_s")
     fit_s = fit.get("wall_s")
@@ -263,6 +299,11 @@ def render(info: dict[str, int], n_layers: int, res: dict[str, dict], gen_s: flo
              f"get_tensor {fmt(floor.get('read_s'))} s |")
     L.append(f"| reading the bytes alone (`readinto`, 64 MiB buffer) | {fmt(read.get('wall_s'))} | "
              f"{fmt(read.get('peak_rss_mib'), '.0f')} | {fmt(read.get('bytes', 0) / 1e9)} GB |")
+    L.append(f"| weightstats' loaders (`WeightTensor.load()`) + chunked bincount | "
+             f"{fmt(load.get('wall_s'))} | {fmt(load.get('peak_rss_mib'), '.0f')} | load "
+             f"{fmt(load.get('load_s'))} s, dtypes {', '.join(load.get('dtypes', [])) or '—'}; "
+             f"{fmt(load.get('rss_after_imports_mib'), '.0f')} MiB after imports, largest tensor "
+             f"{fmt(load.get('largest_tensor_mib'), '.0f')} MiB |")
     L.append(f"| `weightstats.fit_model(folder)` (defaults, jobs=1) | {fmt(fit_s)} | "
              f"{fmt(fit.get('peak_rss_mib'), '.0f')} | {fit.get('layers', '—')} layers fitted; "
              f"{fit.get('error', 'imports warmed first')} |")
@@ -308,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_LAYERS} layers instead of {FULL_LAYERS}")
     ap.add_argument("--out", default="benchmarks/llm.md", help="markdown output")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=lambda s: s.split(","),
+                    default=["floor", "read", "load", "fit_model", "cli"],
+                    help="comma list of the steps to run (default: all); the others show as —")
     ap.add_argument("--step", nargs=2, metavar=("STEP", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.step:
         step, folder = args.step
-        fn = {"floor": step_floor, "read": step_read, "fit_model": step_fit_model}[step]
+        fn = {"floor": step_floor, "read": step_read, "load": step_load,
+              "fit_model": step_fit_model}[step]
         result = fn(Path(folder))
         result["peak_rss_mib"] = vm_hwm_mib()
         print(json.dumps(result))
@@ -330,11 +375,13 @@ def main(argv: list[str] | None = None) -> int:
         gen_s = time.perf_counter() - t0
         print(f"generated {info['params']:,} values in {gen_s:.1f} s", flush=True)
         res: dict[str, dict] = {}
-        for step in ("floor", "read", "fit_model"):
-            res[step] = run_step(step, folder)
-            print(step, json.dumps(res[step]), flush=True)
-        res["cli"] = run_cli(folder, Path(tmp) / "report")
-        print("cli", json.dumps(res["cli"]), flush=True)
+        for step in ("floor", "read", "load", "fit_model"):
+            if step in args.steps:
+                res[step] = run_step(step, folder)
+                print(step, json.dumps(res[step]), flush=True)
+        if "cli" in args.steps:
+            res["cli"] = run_cli(folder, Path(tmp) / "report")
+            print("cli", json.dumps(res["cli"]), flush=True)
         text = render(info, n_layers, res, gen_s, args.quick)
     Path(args.out).write_text(text)
     print(text)

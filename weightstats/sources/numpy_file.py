@@ -72,6 +72,9 @@ def npz_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor
 def npy_tensors(path: Path, allow_pickle: bool = False) -> Iterator[WeightTensor]:
     """A single .npy array, memory-mapped; named after the file.
 
+    float16 and 8/16-bit integer arrays load as a read-only view of the map (no copy, see
+    ``WeightTensor.load``); other dtypes as a fresh copy.
+
     ``allow_pickle`` is ignored: object arrays are always refused.
     """
     try:
