@@ -10,10 +10,12 @@ import numpy as np
 from scipy import stats
 
 from ..arrays import as_values, dtype_name
+from ..errors import OptionError
 from .adequacy import honest_intervals
-from .atoms import grid_declined, take_atoms
+from .atoms import grid_declined, grid_declined_counted, take_atoms, take_atoms_counted
 from .channels import per_channel_view
 from .compare import compare_pair, llr_moments, pretest_overlaps
+from .counted import counted_values, raw_bits, stored_view, weighted_subsample
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
 from .guard import guard_families
@@ -28,16 +30,17 @@ from .nulltables import (
 )
 from .result import TensorFit
 from .standardize import robust_center_spread
-from .truncated import fit_pruned
+from .truncated import fit_pruned, fit_pruned_counted
 
 MIN_N = 30  # below this a three-parameter fit and its tests mean little
 _SORT_NARROW_UP_TO = 1 << 23
 _Z95 = stats.norm.ppf(0.975)
 
 
-def _histogram(z: np.ndarray, shift: float, unit: float, lo: float, hi: float, bins: int):
+def _histogram(z: np.ndarray, shift: float, unit: float, lo: float, hi: float, bins: int,
+               weights: np.ndarray | None = None):
     """Histogram of x = shift + unit * z, binned on z so that max - min cannot overflow."""
-    counts, edges = histogram_sorted(z, bins)
+    counts, edges = histogram_sorted(z, bins, weights)
     edges = shift + unit * edges
     edges[0], edges[-1] = lo, hi  # exact range, free of the standardization's rounding
     return counts, edges
@@ -76,7 +79,8 @@ def _to_numpy(x) -> tuple[np.ndarray, int]:
 
 
 def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins: int, *,
-              x=None, seed: int = 0, channel_axis: int = 0, per_channel: bool = False) -> list[str]:
+              x=None, seed: int = 0, channel_axis: int = 0, per_channel: bool = False,
+              path: str = "auto") -> tuple[list[str], str]:
     """Check every argument with the package's one validator (:mod:`weightstats.options`)."""
     from ..options import (
         check_array,
@@ -84,6 +88,7 @@ def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins:
         check_families,
         check_fit_numbers,
         check_flag,
+        check_path,
     )
 
     names = list(check_families(families))
@@ -92,20 +97,20 @@ def _validate(families: Sequence[str], ks_sample: int, ks_replicates: int, bins:
     check_array(x)
     ndim = len(x.shape) if hasattr(x, "shape") else int(np.ndim(x))
     check_channel_axis(channel_axis, ndim, per_channel)
-    return names
+    return names, check_path(path)
 
 
 @guard_families  # a family whose fit raises is flagged; the layer never raises on valid data
 def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
                ks_sample: int = 5000, ks_replicates: int = DEFAULT_REPLICATES, per_channel: bool = False,
-               channel_axis: int = 0, bins: int = 200, grid: str = "") -> TensorFit:
+               channel_axis: int = 0, bins: int = 200, grid: str = "", path: str = "auto") -> TensorFit:
     """Fit Gaussian, Laplace, Student-t and generalized normal distributions to a tensor's values.
 
     Parameters
     ----------
     x : array_like or torch.Tensor
-        Any shape and float dtype (fp16/bf16/fp32/fp64); flattened, math in float64. NaN and ±Inf
-        are excluded and counted.
+        Any shape and float dtype (fp16/bf16/fp8/fp32/fp64) or integer dtype; flattened, math in
+        float64. NaN and ±Inf are excluded and counted.
     families : str or sequence of str
         Families to fit (a comma list or a sequence; default: the registry's default families).
         Any spelling the registry knows (``"Gaussian"``, ``"student-t"``, ``"generalized
@@ -118,7 +123,8 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         Size of the random subsample on which the valid KS p-value is computed (the observed and the
         null D use the same size). With millions of weights every test rejects every family, so the
         p-value answers "is the misfit visible at this sample size?"; D on all values is the effect.
-        The subsample is drawn by position in the tensor (seeded), so it is a simple random sample.
+        The subsample is a simple random sample of the tensor (seeded): drawn by position in the
+        stored values, or on the counted path from the multiset (multivariate hypergeometric).
         A tensor with fewer values uses the largest shipped size below its n. The Anderson-Darling
         A^2 (``ad_stat``) is computed on this same subsample and fit (all values would need the
         dear t/gennorm CDFs at every weight), with its own valid p-value from the same replicates.
@@ -134,17 +140,72 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     grid : str
         Non-empty: the values lie on a quantization grid the atom test cannot see as one (a
         source's description, e.g. GGUF's per-block scales); declined as "quantized" with it.
+    path : {"auto", "counted", "values"}
+        How the values are read. A tensor of at most 16 bits per value (float16, bfloat16,
+        float8, int8, int16) holds at most 65,536 distinct values: ``"counted"`` counts its bit
+        patterns once and fits the (value, count) pairs, exactly and without a float copy of the
+        tensor (``fitting.counted``); ``"values"`` sorts every value (the only path for wider
+        dtypes and the per-channel view). ``"auto"`` counts where it can. The result's ``path``
+        says which ran.
 
     Returns
     -------
     TensorFit
         ``.to_frame()`` has one row per family; ``.status`` is "ok" or says why nothing was fitted.
     """
-    names = _validate(families, ks_sample, ks_replicates, bins, x=x, seed=seed,
-                      channel_axis=channel_axis, per_channel=per_channel)
-    arr, n_masked = _to_numpy(x)
+    names, path = _validate(families, ks_sample, ks_replicates, bins, x=x, seed=seed,
+                            channel_axis=channel_axis, per_channel=per_channel, path=path)
     options = {"families": names, "seed": int(seed), "ks_sample": int(ks_sample),
                "ks_replicates": int(ks_replicates), "per_channel": bool(per_channel), "bins": int(bins)}
+    found = raw_bits(x) if path != "values" and not per_channel else None
+    if found is None and path == "counted":
+        raise OptionError("path='counted' needs a tensor of at most 16 bits per value (float16, "
+                          "bfloat16, float8, int8, int16) read whole, not the per-channel view: "
+                          "use path='auto' or 'values'")
+    if found is not None:
+        return _tagged(_fit_counted(x, *found, names, options, grid=grid), "counted")
+    return _tagged(_fit_values(x, names, options, grid=grid, channel_axis=channel_axis), "values")
+
+
+def _tagged(result: TensorFit, path: str) -> TensorFit:
+    result.path = path
+    return result
+
+
+def _common(names: list[str], options: dict) -> dict:
+    """The arguments every reading path passes on to :func:`_fit_continuous`."""
+    return {"names": names, "bins": options["bins"], "seed": options["seed"],
+            "ks_sample": options["ks_sample"], "ks_replicates": options["ks_replicates"]}
+
+
+def _fit_counted(x, bits: np.ndarray, dtype: str, names: list[str], options: dict, *,
+                 grid: str) -> TensorFit:
+    """The counted path: the multiset of a <= 16-bit tensor's values (``fitting.counted``)."""
+    counted = counted_values(bits, dtype)
+    base = {"options": options, "shape_of_tensor": tuple(int(s) for s in bits.shape),
+            "dtype": dtype}
+    counts = {"n_nan": counted.n_nan, "n_posinf": counted.n_posinf, "n_neginf": counted.n_neginf}
+    excluded = sum(counts.values())
+    notes = [f"{excluded} non-finite value(s) excluded"] if excluded else []
+    values, weights = counted.values, counted.counts
+    declined = _check_size(values, counted.n, base, counts, notes)
+    if declined is not None:
+        return declined
+    if grid:
+        return grid_declined_counted(values, weights, grid, base)
+    atoms, values, weights, declined = take_atoms_counted(values, weights, dtype, base, MIN_N)
+    if declined is not None:
+        return declined
+    if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
+        return fit_pruned_counted(values, weights, names, atoms, base, options["bins"])
+    stored = stored_view(bits, dtype)
+    return _fit_continuous(values.copy(), weights, None, atoms, base, stored, **_common(names, options))
+
+
+def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: int) -> TensorFit:
+    """The values path: every value, sorted (dtypes wider than 16 bits, the per-channel view)."""
+    arr, n_masked = _to_numpy(x)
+    per_channel = options["per_channel"]
     base = {"options": options, "shape_of_tensor": tuple(int(s) for s in arr.shape),
             "dtype": dtype_name(x, arr)}
     if arr.dtype.kind not in "fiu":
@@ -174,34 +235,55 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     else:  # a huge tensor: one float64 copy sorted in place, no second full-size array
         xs = flat.astype(np.float64)
         xs.sort()
-    n = xs.size
-    base.update(counts=counts, notes=notes, n=n)
+    declined = _check_size(xs, xs.size, base, counts, notes)
+    if declined is not None:
+        return declined
+    if grid:
+        return grid_declined(xs, grid, base)
+    atoms, xs, flat, declined = take_atoms(xs, flat, base["dtype"], atoms, base, MIN_N)
+    if declined is not None:
+        return declined
+    if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
+        return fit_pruned(xs, names, atoms, base, options["bins"])
+    # xs is already our own sorted copy: standardized in place, one float64 copy is all we hold.
+    return _fit_continuous(xs.astype(np.float64, copy=False), None, flat, atoms, base, arr,
+                           **_common(names, options))
+
+
+def _check_size(xs: np.ndarray, n: int, base: dict, counts: dict, notes: list[str]):
+    """Record the counts and declines an empty, too small or constant sample (None: fit it)."""
+    base.update(counts=counts, notes=notes, n=int(n))
     if n == 0:
         return TensorFit.failed("empty", "no finite values to fit", **base)
     if n < MIN_N:
         return TensorFit.failed("too_small", f"{n} values; at least {MIN_N} are needed", **base)
     if xs[0] == xs[-1]:
         return TensorFit.failed("constant", f"all {n} values equal {xs[0]:g}; nothing to fit", **base)
-    if grid:
-        return grid_declined(xs, grid, base)
-    atoms, xs, flat, declined = take_atoms(xs, flat, base["dtype"], atoms, base, MIN_N)
-    if declined is not None:
-        return declined
-    n = xs.size  # the continuous values; atoms.annotate puts the point masses back below
-    if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
-        return fit_pruned(xs, names, atoms, base, int(bins))
-    lo_x, hi_x = float(xs[0]), float(xs[-1])
-    zeros = int(np.searchsorted(xs, 0.0, "right") - np.searchsorted(xs, 0.0, "left"))
+    return None
+
+
+def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray | None, atoms,
+                    base: dict, stored: np.ndarray, *, names: list[str], bins: int, seed: int,
+                    ks_sample: int, ks_replicates: int) -> TensorFit:
+    """Every family fitted to the continuous values, with tests, comparisons and descriptives.
+
+    ``z``: sorted float64 values in data units, standardized here in place (the caller's own
+    copy); ``weights``: how often each occurs (the counted path, values distinct) or None (each
+    once, ``flat`` then holds them in storage order for the KS subsample). ``stored``: the tensor
+    as stored, for the scale-heterogeneity test.
+    """
+    n = z.size if weights is None else int(weights.sum())
+    w = None if weights is None else weights.astype(np.float64)
+    lo_x, hi_x = float(z[0]), float(z[-1])
+    at_zero = slice(np.searchsorted(z, 0.0, "left"), np.searchsorted(z, 0.0, "right"))
+    zeros = (at_zero.stop - at_zero.start) if weights is None else int(weights[at_zero].sum())
 
     # Fit standardized values. Every family is location-scale, so fits map back exactly; results
     # are equivariant under x -> a*x + b and extreme magnitudes (1e-300, 1e200) cannot overflow.
-    # Standardized in place: one float64 copy of the tensor is all the fitter holds.
-    z = xs.astype(np.float64, copy=False)  # xs is already our own sorted copy
-    del xs
     top = max(abs(lo_x), abs(hi_x))
     z /= top
     # Median and interquartile range, not mean and std: outliers must not squeeze the bulk.
-    center, spread = robust_center_spread(z)
+    center, spread = robust_center_spread(z, weights)
     z -= center
     z /= spread
     shift, unit, log_unit = top * center, top * spread, math.log(top) + math.log(spread)
@@ -210,12 +292,16 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
     z_of_zero = (0.0 / top - center) / spread if zeros else None
 
     m = subsample_size(n, int(ks_sample))
-    # Drawn by position in the stored (unsorted) values, so the subsample depends on the data.
-    sub = z if m == n else position_subsample(flat, m, int(seed), top, center, spread)
+    if m == n:
+        sub = z if weights is None else np.repeat(z, weights)
+    elif weights is None:  # drawn by position in the stored (unsorted) values
+        sub = position_subsample(flat, m, int(seed), top, center, spread)
+    else:  # drawn from the multiset: the same law as positions, without reading them again
+        sub = weighted_subsample(z, weights, m, int(seed))
     rows, logpdfs = [], {}
     for name in names:
         fam = get_family(name)
-        fit = fam.fit(z)
+        fit = fam.fit(z) if w is None else fam.fit_weighted(z, w)
         zp = fam.theta(fit)
         loc = 0.0 if zp[0] == z_of_zero else shift + unit * zp[0]
         scale, shapes = unit * zp[1], zp[2:]  # shapes are scale-free: they map back unchanged
@@ -224,7 +310,7 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         ll = float(fit.loglik[0]) - n * log_unit
         # Pointwise log-densities up to the constant -log_unit (the same for all families).
         logpdfs[name] = lambda v, f=fam, p=zp: f.logpdf(v, *p)
-        d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p))
+        d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p), weights)
         # The fit on all values is an excellent start for the subsample's own fit.
         sfit = fam.fit_rows(sub[np.newaxis, :], start=fit)
         sp = fam.theta(sfit)
@@ -254,17 +340,18 @@ def fit_tensor(x, families: Sequence[str] = DEFAULT_FAMILIES, *, seed: int = 0,
         })
     totals = {r["family"]: r["loglik"] for r in rows}
     pairs = list(itertools.combinations(names, 2))
-    moments = llr_moments(z, logpdfs, pairs)
+    moments = llr_moments(z, logpdfs, pairs, weights)
     comparisons = [compare_pair(a, b, n, *moments[(a, b)], totals[a], totals[b]) for a, b in pairs]
     pretest_overlaps(comparisons, totals)  # t vs gennorm: Vuong's two-step for overlapping models
-    described = describe(z)  # standardized: map mean and std back; skewness and kurtosis are invariant
+    described = describe(z, weights)  # standardized: map mean and std back; skewness and kurtosis are invariant
     described.update(mean=shift + unit * described["mean"], std=unit * described["std"], min=lo_x,
                      max=hi_x, zero_fraction=zeros / n)
     atoms.annotate(rows, described)
     base["n"] = atoms.n_total or n
     result = TensorFit.fitted(rows=rows, comparisons=comparisons, descriptives=described,
-                              histogram=_histogram(z, shift, unit, lo_x, hi_x, int(bins)), **base)
+                              histogram=_histogram(z, shift, unit, lo_x, hi_x, int(bins), weights),
+                              **base)
     result.atoms = atoms.summary() if atoms else {}
-    result.heterogeneity = scale_heterogeneity(arr)  # which axis do the scales differ along?
-    honest_intervals(result.rows, result.verdict, z, shift, unit)  # no Wald CI where no family fits
+    result.heterogeneity = scale_heterogeneity(stored)  # which axis do the scales differ along?
+    honest_intervals(result.rows, result.verdict, z, shift, unit, weights)  # no Wald CI where no family fits
     return result
