@@ -1,7 +1,9 @@
-"""Command line: ``weightstats fit``, ``weightstats compare``, ``weightstats list``.
+"""Command line: ``weightstats fit``, ``weightstats compare``, ``weightstats sweep``,
+``weightstats list``.
 
-Exit codes: 0 ok; 2 user error (one line on stderr); 130 interrupted (Ctrl-C or SIGTERM, no
-report written); 1 unexpected error (one line; ``--debug`` shows the traceback).
+Exit codes: 0 ok; 2 user error (one line on stderr); 3 a sweep finished with some models
+failed (zoo/failures.csv); 130 interrupted (Ctrl-C or SIGTERM, no report written; a sweep keeps
+the models it finished); 1 unexpected error (one line; ``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import click
 
 from weightstats import interrupts
 from weightstats.errors import WeightstatsError
+from weightstats.latent.cli import latent_options, run_latent_command
 from weightstats.text import one_line, terminal
 
 EXIT_USAGE = 2
@@ -394,6 +397,43 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
     console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
                   markup=False)
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, metavar="[SPEC ...]")
+@click.option("--from", "from_file", type=click.Path(path_type=Path), default=None,
+              metavar="FILE", help="More specs, one per line (# comments).")
+@click.option("--workers", type=WHOLE, default=None,
+              help="Worker processes of the local Dask cluster [default: one per core].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Use a running Dask scheduler (tcp://HOST:8786) instead of a local cluster.")
+@click.option("--split-above", type=WHOLE, default=50_000_000, show_default=True,
+              help="Fit a model with more selected weights than this one task per tensor.")
+@_fit_options
+def sweep(specs: tuple[str, ...], **opts: Any) -> int:
+    """Fit many models on Dask and write one table (--out, default reports/sweep).
+
+    SPECs as for fit, or wildcards ('resnet*', 'timm:resnet*', 'models/*.safetensors').
+    Models already done in --out with the same options are skipped (rerun to resume).
+    Exit code 3: some models failed (listed in zoo/failures.csv), the rest were written.
+    """
+    from weightstats.sweep.cli import run_sweep_command
+
+    return run_sweep_command(specs, opts, progress=sys.stderr.isatty())
+
+
+@cli.command()
+@click.argument("spec", metavar="SPEC")
+@latent_options(WHOLE, _FamiliesOption)
+def latent(spec: str, **opts: Any) -> None:
+    """Is SPEC's latent space Gaussian? Its aggregate posterior against the prior N(0, I).
+
+    SPEC: digits-vae (digits-vae:none), or hf:ORG/REPO (a diffusers AutoencoderKL) with --data
+    a folder of images. Report in --out (default reports/latent/<model>/).
+    """
+    if opts["out"] is not None:
+        _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
+    run_latent_command(spec, opts, _console())
 
 
 @cli.command(name="list")
