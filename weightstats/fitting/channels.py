@@ -38,6 +38,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import special, stats
 
+from ..arrays import sorted_copy
 from .atoms import Atoms, find_atoms
 
 MIN_FAN_IN = 3  # two values go to the channel's location and scale; at least one score remains
@@ -139,7 +140,7 @@ def per_channel_view(arr: np.ndarray, axis: int, dtype: str,
     flat = arr.reshape(-1)
     if arr.ndim < 2:  # nothing to standardize: the fitter handles atoms as without the view
         return flat, ["per-channel ignored: the tensor has a single axis"], None
-    raw = np.sort(flat[np.isfinite(flat)])
+    raw = sorted_copy(flat[np.isfinite(flat)])
     atoms = None
     if raw.size >= min_n and raw[0] != raw[-1]:
         atoms = find_atoms(raw, dtype)

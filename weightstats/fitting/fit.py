@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from ..arrays import as_values, dtype_name
+from ..arrays import as_values, dtype_name, sorted_copy
 from ..errors import OptionError
 from .adequacy import honest_intervals
 from .atoms import grid_declined, grid_declined_counted, take_atoms, take_atoms_counted
@@ -231,7 +231,7 @@ def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: 
         if n_nan + n_posinf + n_neginf:
             notes.append(f"{n_nan + n_posinf + n_neginf} non-finite value(s) excluded")
     if flat.size <= _SORT_NARROW_UP_TO:
-        xs = np.sort(flat)  # sorting in the stored precision is faster and gives the same order
+        xs = sorted_copy(flat)  # sorting in the stored precision is faster and gives the same order
     else:  # a huge tensor: one float64 copy sorted in place, no second full-size array
         xs = flat.astype(np.float64)
         xs.sort()
