@@ -21,16 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import stored_numpy_dtype
+
 # Values per bincount call: np.bincount widens its input to intp, so a chunk costs 8 bytes per value;
 # 256 K values keep that temporary (2 MB) in the cache instead of allocating one the tensor's size.
 _COUNT_CHUNK = 1 << 18
-
-# Stored dtypes of the counted path, by the name torch and ml_dtypes give them.
-_FLOAT_NAMES = ("float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
-                "float8_e5m2fnuz", "float8_e4m3b11fnuz", "float8_e8m0fnu", "float8_e3m4",
-                "float8_e4m3")
-_INT_NAMES = ("int8", "uint8", "int16", "uint16")
-
 
 @dataclass(frozen=True)
 class Counted:
@@ -61,22 +56,10 @@ class Counted:
         return int(self.counts.sum())
 
 
-def _numpy_dtype(name: str) -> np.dtype | None:
-    """NumPy's dtype for a stored dtype name (``ml_dtypes`` for bfloat16 and float8)."""
-    if name in _INT_NAMES or name == "float16":
-        return np.dtype(name)
-    try:
-        import ml_dtypes
-    except ImportError:  # pragma: no cover - a dependency; without it the values path runs
-        return None
-    scalar = getattr(ml_dtypes, name, None)
-    return np.dtype(scalar) if scalar is not None else None
-
-
 @cache
 def decode_table(name: str) -> np.ndarray:
     """float64 value of every bit pattern of the stored dtype ``name`` (index = pattern)."""
-    dtype = _numpy_dtype(name)
+    dtype = stored_numpy_dtype(name)
     bits = np.arange(1 << (8 * dtype.itemsize), dtype=f"u{dtype.itemsize}")
     with np.errstate(invalid="ignore"):  # NaN patterns decode to NaN, which is what they are
         table = bits.view(dtype).astype(np.float64)
@@ -87,12 +70,10 @@ def decode_table(name: str) -> np.ndarray:
 def _torch_bits(t: Any) -> tuple[np.ndarray, str] | None:
     """The raw bits of a torch tensor of a counted dtype, as an unsigned NumPy view."""
     name = str(t.dtype).removeprefix("torch.")
-    if name not in _FLOAT_NAMES + _INT_NAMES:
+    if stored_numpy_dtype(name) is None:
         return None
     if (str(getattr(t, "layout", "torch.strided")) != "torch.strided"
             or getattr(t, "is_quantized", False) or t.device.type == "meta"):
-        return None
-    if _numpy_dtype(name) is None:
         return None
     import torch
 
@@ -115,7 +96,7 @@ def raw_bits(x: Any) -> tuple[np.ndarray, str] | None:
     if np.ma.isMaskedArray(x) or not isinstance(x, np.ndarray):
         return None
     name = x.dtype.name
-    if name not in _FLOAT_NAMES + _INT_NAMES or _numpy_dtype(name) is None:
+    if stored_numpy_dtype(name) is None:
         return None
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
@@ -134,7 +115,7 @@ def count_bits(bits: np.ndarray) -> np.ndarray:
 
 def stored_view(bits: np.ndarray, name: str) -> np.ndarray:
     """The stored values as NumPy's (or ml_dtypes') dtype ``name``: a view of ``bits``, no copy."""
-    return bits.view(_numpy_dtype(name))
+    return bits.view(stored_numpy_dtype(name))
 
 
 def counted_values(bits: np.ndarray, name: str) -> Counted:
