@@ -172,6 +172,33 @@ def test_torch_checkpoint_views_its_mapped_storage(tmp_path: Path, dtype: str) -
     assert same()
 
 
+def mapping_size(arr: np.ndarray, path: Path) -> int:
+    """Bytes of the mapping of ``path`` that holds ``arr``'s data (0 if none)."""
+    start = arr.__array_interface__["data"][0]
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5].strip() == os.path.realpath(path):
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= start < hi:
+                return hi - lo
+    return 0
+
+
+@pytest.mark.skipif(not HAS_MAPS, reason="needs /proc/self/maps")
+def test_torch_checkpoint_tensor_has_a_map_of_its_own(tmp_path: Path) -> None:
+    # torch.load(mmap=True) maps the whole file for the state dict's life, so pages read through
+    # it would stay resident; each tensor is read through a map of just its bytes, closed with it.
+    state = {f"layer{i}.weight": sample("bfloat16", (512, 1024), i) for i in range(4)}
+    path = tmp_path / "big.pt"
+    torch.save(state, path)
+    size = path.stat().st_size
+    for t in resolve(str(path)).tensors():
+        got = t.load()
+        check_raw(got, state[t.name], "bfloat16")
+        assert 0 < mapping_size(got, path) <= got.nbytes + 2 * 4096 < size / 2, t.name
+        del got
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_legacy_torch_checkpoint(tmp_path: Path, dtype: str) -> None:
     state = {"fc.weight": sample(dtype)}

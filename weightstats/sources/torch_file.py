@@ -7,11 +7,15 @@ checkpoints, a restricted unpickler for TorchScript archives.
 from __future__ import annotations
 
 import pickle
+import sys
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from weightstats.errors import LoadError
 from weightstats.sources.base import (
@@ -20,6 +24,7 @@ from weightstats.sources.base import (
     tensors_from_module,
     tensors_from_state_dict,
 )
+from weightstats.sources.filemap import own_map
 from weightstats.sources.graph import Aliases, flatten_once
 from weightstats.sources.sniff import zip_kind
 from weightstats.sources.torchscript import torchscript_tensors
@@ -122,6 +127,17 @@ def torch_load(path: Path, allow_pickle: bool) -> Any:
     Raises
     ------
     LoadError
+        As :func:`torch_load_mapped`.
+    """
+    return torch_load_mapped(path, allow_pickle)[0]
+
+
+def torch_load_mapped(path: Path, allow_pickle: bool) -> tuple[Any, bool]:
+    """:func:`torch_load`'s object, and whether its storages are a memory map of the file.
+
+    Raises
+    ------
+    LoadError
         The pickle needs arbitrary Python objects (refused without ``allow_pickle``), or the
         file is corrupt.
     """
@@ -136,12 +152,12 @@ def torch_load(path: Path, allow_pickle: bool) -> Any:
                             ".*sparse tensor invariants", ".*quantiz"):
                 warnings.filterwarnings("ignore", message=message, category=UserWarning)
             try:
-                return torch.load(path, mmap=True, **kwargs)
+                return torch.load(path, mmap=True, **kwargs), True
             except RuntimeError as err:
                 # Legacy (non-zip) files cannot be memory-mapped; load them normally.
                 if "mmap" not in str(err):
                     raise
-                return torch.load(path, **kwargs)
+                return torch.load(path, **kwargs), False
     except pickle.UnpicklingError as err:
         if not allow_pickle and "weights only" in str(err).lower():
             raise LoadError(
@@ -162,12 +178,48 @@ def torch_file_tensors(path: Path, allow_pickle: bool = False) -> Iterator[Weigh
     if is_torchscript(path):
         yield from torchscript_tensors(path, allow_pickle)
         return
-    found, aliases = find_weights(torch_load(path, allow_pickle))
+    loaded, mapped = torch_load_mapped(path, allow_pickle)
+    found, aliases = find_weights(loaded)
     if found is None:
         raise LoadError(f"{path} holds no tensors (not a state dict or module): "
                         "save model.state_dict() with torch.save")
     if isinstance(found, torch.nn.Module):
         yield from tensors_from_module(found)
-    else:
-        state, aliases = strip_wrapper_prefix(found, aliases)
-        yield from tensors_from_state_dict(state, aliases=aliases)
+        return
+    state, aliases = strip_wrapper_prefix(found, aliases)
+    own = mapped and not allow_pickle and _unswapped(path)
+    for t in tensors_from_state_dict(state, aliases=aliases):
+        # torch's map of the whole file lives as long as the state dict, and each page read
+        # through it stays resident: a 16-bit tensor is read through a map of its own bytes
+        # instead, dropped with the array (weights_only and no byte swap: the pages are the file's).
+        yield replace(t, loader=_own_map(t.loader, path)) if own else t
+
+
+def _unswapped(path: Path) -> bool:
+    """True when ``torch.load`` leaves the file's storages as stored (no byte swap)."""
+    import torch
+
+    if sys.byteorder != "little":
+        return False
+    try:
+        with zipfile.ZipFile(path) as z:
+            marks = [n for n in z.namelist() if n.endswith("/byteorder")]
+            if marks:
+                return all(z.read(n) == b"little" for n in marks)
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+        return False
+    # No mark: torch reads the file as little-endian unless told otherwise.
+    return (torch.serialization.get_default_load_endianness()
+            != torch.serialization.LoadEndianness.BIG)
+
+
+def _own_map(loader: Callable[[], Any], path: Path) -> Callable[[], Any]:
+    """``loader``, whose read-only views of torch's file map come through their own map."""
+
+    def load() -> Any:
+        values = loader()
+        if isinstance(values, np.ndarray) and not values.flags.writeable:
+            return own_map(values, path)
+        return values  # a fresh copy (wider dtypes): nothing mapped to keep
+
+    return load
