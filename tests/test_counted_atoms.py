@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from weightstats.fitting.atoms import (
-    find_atoms,
-    find_atoms_counted,
+from weightstats.fitting.atomfit import (
     grid_declined,
     grid_declined_counted,
     take_atoms,
     take_atoms_counted,
 )
+from weightstats.fitting.atoms import find_atoms, find_atoms_counted
 from weightstats.fitting.families import DEFAULT_FAMILIES
 from weightstats.fitting.floatgrid import storage_precision
 from weightstats.fitting.runs import SortedRuns

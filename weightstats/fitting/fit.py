@@ -12,7 +12,7 @@ from scipy import stats
 from ..arrays import as_values, dtype_name, sorted_copy
 from ..errors import OptionError
 from .adequacy import honest_intervals
-from .atoms import grid_declined, grid_declined_counted, take_atoms, take_atoms_counted
+from .atomfit import grid_declined, grid_declined_counted, take_atoms, take_atoms_counted
 from .channels import per_channel_view
 from .compare import compare_pair, llr_moments, pretest_overlaps
 from .counted import counted_values, raw_bits, stored_view, weighted_subsample
