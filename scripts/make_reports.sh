@@ -14,5 +14,8 @@ $WS fit digits-vae digits-vae:none --families +mixtures --out reports.new/mixtur
 $WS compare digits-vae digits-vae:none --out reports.new/compare-digits-vae-trained-vs-untrained
 $WS compare digits-resnet digits-resnet:none --out reports.new/compare-digits-resnet-trained-vs-untrained
 $WS compare digits-vae --out reports.new/compare-digits-vae-encoder-vs-decoder
+# The other question: is a VAE's latent space Gaussian? Aggregate posterior vs the prior N(0, I).
+$WS latent digits-vae --out reports.new/latent/digits-vae
+$WS latent digits-vae:none --out reports.new/latent/digits-vae-none
 rm -rf reports && mv reports.new reports
 echo "reports/ regenerated"

@@ -1,5 +1,5 @@
 """Command line: ``weightstats fit``, ``weightstats compare``, ``weightstats sweep``,
-``weightstats list``.
+``weightstats latent``, ``weightstats list``.
 
 Exit codes: 0 ok; 2 user error (one line on stderr); 3 a sweep finished with some models
 failed (zoo/failures.csv); 130 interrupted (Ctrl-C or SIGTERM, no report written; a sweep keeps
@@ -19,6 +19,7 @@ import click
 
 from weightstats import interrupts
 from weightstats.errors import WeightstatsError
+from weightstats.latent.cli import latent_options, run_latent_command
 from weightstats.text import one_line, terminal
 
 EXIT_USAGE = 2
@@ -419,6 +420,20 @@ def sweep(specs: tuple[str, ...], **opts: Any) -> int:
     from weightstats.sweep.cli import run_sweep_command
 
     return run_sweep_command(specs, opts, progress=sys.stderr.isatty())
+
+
+@cli.command()
+@click.argument("spec", metavar="SPEC")
+@latent_options(WHOLE, _FamiliesOption)
+def latent(spec: str, **opts: Any) -> None:
+    """Is SPEC's latent space Gaussian? Its aggregate posterior against the prior N(0, I).
+
+    SPEC: digits-vae (digits-vae:none), or hf:ORG/REPO (a diffusers AutoencoderKL) with --data
+    a folder of images. Report in --out (default reports/latent/<model>/).
+    """
+    if opts["out"] is not None:
+        _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
+    run_latent_command(spec, opts, _console())
 
 
 @cli.command(name="list")

@@ -80,6 +80,7 @@ def as_encoder(obj: Any, *, allow_pickle: bool = False) -> Encoder:
                             f"nn.Module {type(obj).__name__}")
     if callable(obj):
         name = getattr(obj, "__name__", type(obj).__name__)
+        name = "encoder" if name == "<lambda>" else name
         return Encoder(obj, name, name, f"encoder function {name}")
     raise OptionError(f"cannot use a {type(obj).__name__} as an encoder: {_NO_ENCODER}")
 

@@ -49,6 +49,11 @@ def scaling_table(post: Any, rows: list[dict[str, Any]], config: dict[str, Any])
     return out
 
 
+def _without_histogram(fit: dict[str, Any]) -> dict[str, Any]:
+    """A fit's JSON without its histogram (the figures draw the draws themselves)."""
+    return {k: v for k, v in fit.items() if k != "histogram"}
+
+
 @dataclass
 class LatentReport:
     """Aggregate-posterior statistics of one encoder on one data set; see :meth:`save`."""
@@ -126,7 +131,7 @@ class LatentReport:
             "n_rows": self.n_rows, "samples": self.samples, "families": list(self.families),
             "options": self.options, "answer": sentence, "summary": info,
             "dimensions": self.rows,
-            "fits": {str(d): {w: f.to_dict() for w, f in pair.items()}
+            "fits": {str(d): {w: _without_histogram(f.to_dict()) for w, f in pair.items()}
                      for d, pair in sorted(self.fits.items())},
             "multivariate": self.multivariate, "scaling": self.scaling, "notes": self.notes,
         })

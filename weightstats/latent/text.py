@@ -75,9 +75,15 @@ def answer(rep: Any) -> tuple[dict[str, Any], str]:
                                                      f"mixtures of 2 to {upto}"))
     if "sphere_rayleigh" in tests:
         ray, bing = tests["sphere_rayleigh"]["pvalue"], tests["sphere_bingham"]["pvalue"]
-        uniform = ray >= ALPHA and bing >= ALPHA
-        parts.append(f"directions z/|z| {'look uniform' if uniform else 'are not uniform'} "
-                     f"(Rayleigh {pfmt(ray)}, Bingham {pfmt(bing)})")
+        if ray >= ALPHA and bing >= ALPHA:
+            parts.append(f"directions z/|z| look uniform (Rayleigh {pfmt(ray)}, Bingham "
+                         f"{pfmt(bing)})")
+        else:
+            parts.append("directions z/|z|: "
+                         + ("a preferred direction" if ray < ALPHA else "no preferred direction")
+                         + f" (Rayleigh {pfmt(ray)}), "
+                         + ("axial structure" if bing < ALPHA else "no axial structure")
+                         + f" (Bingham {pfmt(bing)})")
     if rep.scaling:
         s = rep.scaling
         stds = [c["std"] for c in s["per_channel"]]
