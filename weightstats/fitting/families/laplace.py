@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .base import BatchFit, Family, row_median, row_sum
+from . import weighted
+from .base import BatchFit, Family, dot, row_median, row_sum
 
 
 class Laplace(Family):
@@ -25,6 +26,16 @@ class Laplace(Family):
         loglik = -n * (np.log(2.0 * scale) + 1.0)
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)
+
+    def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
+                     start: BatchFit | None = None) -> BatchFit:
+        """The expanded sample's median (the same midpoint for an even count) and the weighted
+        mean absolute deviation from it."""
+        n = weighted.total(counts)
+        loc = weighted.median(values, weighted.positions(counts))
+        scale = dot(counts, np.abs(values - loc)) / n
+        loglik = -n * (np.log(2.0 * scale) + 1.0)
+        return weighted.two_parameter_fit(loc, scale, loglik)
 
     def logpdf(self, x, loc, scale):
         return -np.abs(x - loc) / scale - np.log(2.0 * scale)

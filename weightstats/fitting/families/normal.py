@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from .base import BatchFit, Family, row_sum
+from . import weighted
+from .base import BatchFit, Family, dot, row_sum
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -25,6 +26,16 @@ class Normal(Family):
         loglik = -0.5 * n * (_LOG_2PI + 2.0 * np.log(scale) + 1.0)
         nan = np.full_like(loc, np.nan)
         return BatchFit(loc, scale, nan, loglik, np.zeros(loc.shape, bool), nan)
+
+    def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
+                     start: BatchFit | None = None) -> BatchFit:
+        """Weighted mean and ddof-0 standard deviation: the fit of the expanded sample."""
+        n = weighted.total(counts)
+        loc = dot(counts, values) / n
+        d = values - loc
+        scale = np.sqrt(dot(counts, d * d) / n)
+        loglik = -0.5 * n * (_LOG_2PI + 2.0 * np.log(scale) + 1.0)
+        return weighted.two_parameter_fit(loc, scale, loglik)
 
     def logpdf(self, x, loc, scale):
         z = (x - loc) / scale

@@ -13,12 +13,14 @@ import math
 import numpy as np
 from scipy import special, stats
 
+from . import weighted
 from .base import (
     CHUNK,
     BatchFit,
     Family,
     Nesting,
     ShapeDisplay,
+    dot,
     row_dot,
     row_median,
     strided_quantiles,
@@ -81,16 +83,27 @@ def _c2(nu):
     return np.where(nu >= _SERIES_FROM, series, exact)
 
 
-def _start(x: np.ndarray) -> np.ndarray:
-    """Starting point (loc, log scale, log df) per row from the median, MAD and kurtosis."""
-    loc = row_median(x)
-    dev = x - loc[:, None]
-    mad = np.median(np.abs(dev), axis=1)
+def _start(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Starting point (loc, log scale, log df) per row from the median, MAD and kurtosis;
+    with ``weights`` (per-value counts), those of the expanded sample."""
+    if weights is None:
+        loc = row_median(x)
+        dev = x - loc[:, None]
+        mad = np.median(np.abs(dev), axis=1)
+    else:
+        loc = np.array([weighted.median(v, weighted.positions(w)) for v, w in zip(x, weights, strict=True)])
+        dev = x - loc[:, None]
+        mad = np.array([weighted.unsorted_median(np.abs(d), w) for d, w in zip(dev, weights, strict=True)])
     # Values far out (robust units up to 1e12) overflow dev**4; an infinite kurtosis only means
     # "heavy tails", which the start handles, so the overflow is not worth a warning.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        m2 = np.mean(dev**2, axis=1)
-        m4 = np.mean(dev**4, axis=1)
+        if weights is None:
+            m2 = np.mean(dev**2, axis=1)
+            m4 = np.mean(dev**4, axis=1)
+        else:
+            n = weights.sum(axis=1)
+            m2 = row_dot(weights, dev**2) / n
+            m4 = row_dot(weights, dev**4) / n
         kurt = m4 / m2**2 - 3.0
         nu = np.where(kurt > 0.05, 4.0 + 6.0 / kurt, 200.0)
     nu = np.clip(nu, 1.0, 200.0)
@@ -100,8 +113,10 @@ def _start(x: np.ndarray) -> np.ndarray:
     return np.stack([loc, np.log(scale), 1.0 / nu], axis=1)
 
 
-def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
-    """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²."""
+def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool,
+                  w: np.ndarray | None = None) -> np.ndarray:
+    """Per-row sums over the values in ``x``: Σlog-term, Σq/A, Σq/A², Σz/A, Σz/A², Σ1/A²; each
+    term counted ``w`` times where per-value counts are given (the shape of ``x``)."""
     z = x - loc
     z *= 1.0 / sigma
     with np.errstate(over="ignore"):  # an infinite q sends the row to _partial_sums_far below
@@ -109,18 +124,23 @@ def _partial_sums(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarra
     a = q + nu
     if np.all(nu <= 1e3):
         # log(nu + q) - log(nu) is SIMD-fast and, for moderate df, as accurate as log1p(q/nu).
-        sum_log = np.log(a).sum(axis=1) - x.shape[1] * np.log(nu[:, 0])
+        if w is None:
+            sum_log = np.log(a).sum(axis=1) - x.shape[1] * np.log(nu[:, 0])
+        else:
+            sum_log = row_dot(np.log(a), w) - w.sum(axis=1) * np.log(nu[:, 0])
     else:
-        sum_log = np.log1p(q / nu).sum(axis=1)
+        sum_log = np.log1p(q / nu).sum(axis=1) if w is None else row_dot(np.log1p(q / nu), w)
     if not np.isfinite(sum_log).all():
-        return _partial_sums_far(x, loc, sigma, nu, want_derivs)
+        return _partial_sums_far(x, loc, sigma, nu, want_derivs, w)
     if not want_derivs:
         return np.stack([sum_log], axis=1)
     inv_a = np.divide(1.0, a, out=a)
     qa = q * inv_a
     za = z * inv_a
-    return np.stack([sum_log, row_dot(q, inv_a), row_dot(qa, inv_a), row_dot(z, inv_a),
-                     row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
+    # Every sum is a dot with 1/A: weighting that factor weights them all.
+    right = inv_a if w is None else inv_a * w
+    return np.stack([sum_log, row_dot(q, right), row_dot(qa, right), row_dot(z, right),
+                     row_dot(za, right), row_dot(inv_a, right)], axis=1)
 
 
 def _log1p_q_over_nu(d: np.ndarray, scale, nu) -> np.ndarray:
@@ -137,11 +157,13 @@ def _log1p_q_over_nu(d: np.ndarray, scale, nu) -> np.ndarray:
     return out
 
 
-def _partial_sums_far(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.ndarray:
+def _partial_sums_far(x: np.ndarray, loc, sigma, nu, want_derivs: bool,
+                      w: np.ndarray | None = None) -> np.ndarray:
     """``_partial_sums`` for rows where some q = z² overflows: the log term from logarithms,
     q/A = 1 and z/A = 1/A = 0 there (their true values are within rounding of these)."""
     d = x - loc
-    sum_log = _log1p_q_over_nu(d, sigma, nu).sum(axis=1)
+    log_term = _log1p_q_over_nu(d, sigma, nu)
+    sum_log = log_term.sum(axis=1) if w is None else row_dot(log_term, w)
     if not want_derivs:
         return np.stack([sum_log], axis=1)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -151,20 +173,28 @@ def _partial_sums_far(x: np.ndarray, loc, sigma, nu, want_derivs: bool) -> np.nd
         far = np.isinf(q)
         qa = np.where(far, 1.0, q * inv_a)
         za = np.where(far, 0.0, z * inv_a)
-    return np.stack([sum_log, qa.sum(axis=1), row_dot(qa, inv_a), za.sum(axis=1),
-                     row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
+    if w is None:
+        return np.stack([sum_log, qa.sum(axis=1), row_dot(qa, inv_a), za.sum(axis=1),
+                         row_dot(za, inv_a), row_dot(inv_a, inv_a)], axis=1)
+    right = inv_a * w
+    return np.stack([sum_log, row_dot(qa, w), row_dot(qa, right), row_dot(za, w),
+                     row_dot(za, right), row_dot(inv_a, right)], axis=1)
 
 
-def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True):
-    """Log-likelihood, gradient and Hessian per row at theta = (loc, log scale, 1/df)."""
-    n = x.shape[1]
+def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True,
+              w: np.ndarray | None = None):
+    """Log-likelihood, gradient and Hessian per row at theta = (loc, log scale, 1/df); with
+    ``w`` (per-value counts, the shape of ``x``) those of the weighted sample."""
+    width = x.shape[1]
+    n = width if w is None else w.sum(axis=1)
     loc, s = theta[:, 0:1], theta[:, 1:2]
     sigma, nu = np.exp(s), 1.0 / theta[:, 2:3]
-    if n <= CHUNK:
-        sums = _partial_sums(x, loc, sigma, nu, want_derivs)
+    if width <= CHUNK:
+        sums = _partial_sums(x, loc, sigma, nu, want_derivs, w)
     else:
-        sums = sum(_partial_sums(x[:, i:i + CHUNK], loc, sigma, nu, want_derivs)
-                   for i in range(0, n, CHUNK))
+        sums = sum(_partial_sums(x[:, i:i + CHUNK], loc, sigma, nu, want_derivs,
+                                 None if w is None else w[:, i:i + CHUNK])
+                   for i in range(0, width, CHUNK))
     sum_log = sums[:, 0]
     ll = n * (_c(nu[:, 0]) - s[:, 0]) - 0.5 * (nu[:, 0] + 1) * sum_log
     if not want_derivs:
@@ -215,12 +245,12 @@ def _newton_direction(grad: np.ndarray, hess: np.ndarray, fixed_df: np.ndarray) 
 
 
 def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int = 100,
-               tol: float = 1e-10) -> tuple[np.ndarray, ...]:
+               tol: float = 1e-10, w: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Damped Newton ascent per row; returns theta, loglik, at_bound, and the Hessian and gradient
-    at the end."""
-    theta = _start(x) if theta0 is None else theta0.copy()
+    at the end. ``w``: per-value counts (the shape of ``x``) of a multiset's distinct values."""
+    theta = _start(x, w) if theta0 is None else theta0.copy()
     theta[:, 2] = np.clip(theta[:, 2], _PHI_MIN, _PHI_MAX)
-    ll, grad, hess = _evaluate(x, theta)
+    ll, grad, hess = _evaluate(x, theta, w=w)
     active = np.ones(len(theta), bool)
     for _ in range(max_iter):
         rows = np.flatnonzero(active)
@@ -252,7 +282,8 @@ def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int
             trial[:, 2] = np.clip(trial[:, 2], _PHI_MIN, _PHI_MAX)
             # Row indexing copies; a single long row (the large-tensor case) must not be copied.
             rows_x = x if sub.size == x.shape[0] else x[sub]
-            ll_t, g_t, h_t = _evaluate(rows_x, trial)
+            rows_w = w if w is None or sub.size == x.shape[0] else w[sub]
+            ll_t, g_t, h_t = _evaluate(rows_x, trial, w=rows_w)
             ok = ll_t >= ll[sub] - 1e-12 * np.abs(ll[sub])
             idx = np.flatnonzero(pending)[ok]
             moved = np.abs(trial[ok] - theta[sub[ok]]).max(axis=1)
@@ -308,30 +339,47 @@ def newton_converged(theta: np.ndarray, ll: np.ndarray, grad: np.ndarray,
 _MAX_RANGE = 1e140
 
 
-def _robust_units(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _robust_units(x: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Median and interquartile range of each sorted row (the RMS deviation where the quartiles
     tie), but at least the range over ``_MAX_RANGE``: an outlier 1e200 interquartile ranges out
-    must not overflow z² (the bulk then sits near 1e-60, where its curvature, ~1/σ², is finite)."""
-    n = x.shape[1]
-    med = row_median(x)
-    iqr = x[:, (3 * (n - 1)) // 4] - x[:, (n - 1) // 4]
-    with np.errstate(over="ignore"):
-        rms = np.sqrt(np.mean((x - med[:, None]) ** 2, axis=1))
+    must not overflow z² (the bulk then sits near 1e-60, where its curvature, ~1/σ², is finite).
+    With ``w`` (per-value counts), those of the expanded sample."""
+    if w is None:
+        n = x.shape[1]
+        med = row_median(x)
+        iqr = x[:, (3 * (n - 1)) // 4] - x[:, (n - 1) // 4]
+        with np.errstate(over="ignore"):
+            rms = np.sqrt(np.mean((x - med[:, None]) ** 2, axis=1))
+    else:
+        med, iqr, rms = np.array([_weighted_units(v, c) for v, c in zip(x, w, strict=True)]).T
     unit = np.where(iqr > 0, iqr, rms)
     return med, np.maximum(unit, (x[:, -1] - x[:, 0]) / _MAX_RANGE)
 
 
-def _refit_rescaled(x: np.ndarray):
+def _weighted_units(values: np.ndarray, counts: np.ndarray) -> tuple[float, float, float]:
+    """``_robust_units``' median, interquartile range and RMS deviation of the expanded sample."""
+    cum = weighted.positions(counts)
+    n = int(cum[-1])
+    med = weighted.median(values, cum)
+    hi, lo = weighted.order_stat(values, cum, np.array([(3 * (n - 1)) // 4, (n - 1) // 4]))
+    with np.errstate(over="ignore"):
+        d = values - med
+        rms = math.sqrt(dot(counts, d * d) / n)
+    return med, hi - lo, rms
+
+
+def _refit_rescaled(x: np.ndarray, w: np.ndarray | None = None):
     """Fit rows afresh in robust units (median 0, interquartile range 1) and map back; the
     Hessian is returned in the rescaled units, where it serves only the df's standard error,
     which the rescaling leaves unchanged."""
-    med, unit = _robust_units(x)
+    med, unit = _robust_units(x, w)
     y = (x - med[:, None]) / unit[:, None]
-    theta, ll, at_bound, hess, grad = fit_t_rows(y)
+    theta, ll, at_bound, hess, grad = fit_t_rows(y, w=w)
     converged = newton_converged(theta, ll, grad, hess)
     theta[:, 0] = med + unit * theta[:, 0]
     theta[:, 1] += np.log(unit)
-    return theta, ll - x.shape[1] * np.log(unit), at_bound, hess, converged
+    n = x.shape[1] if w is None else w.sum(axis=1)
+    return theta, ll - n * np.log(unit), at_bound, hess, converged
 
 
 class StudentT(Family):
@@ -351,14 +399,34 @@ class StudentT(Family):
     shape_grid = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 50.0, 200.0, 1e6)
 
     def fit_rows(self, x: np.ndarray, *, start: BatchFit | None = None) -> BatchFit:
+        return self._fit(x, start, None)
+
+    def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
+                     start: BatchFit | None = None) -> BatchFit:
+        """``fit_rows`` of the expanded sample with every sum weighted by the counts: the same
+        start (the fit on its strided quantiles, or its median, MAD and kurtosis), the same
+        Newton steps, convergence test, rescaled refit and observed information, each pass over
+        the distinct values only. The start matters beyond rounding: where the likelihood is flat
+        in df (near the Gaussian limit) the ascent's stopping rule leaves df within about 1e-4
+        of its maximum, at a point that depends on the path."""
+        return self._fit(values[np.newaxis, :], start, counts[np.newaxis, :])
+
+    def _fit(self, x: np.ndarray, start: BatchFit | None, w: np.ndarray | None) -> BatchFit:
+        """Fit every row of ``x``; ``w``: per-value counts of one multiset row, or None."""
         theta0 = None
         try:
-            if x.shape[0] == 1 and x.shape[1] > 2 * _SUBSAMPLE:
+            if x.shape[0] == 1 and w is None and x.shape[1] > 2 * _SUBSAMPLE:
                 # Converge on exact quantiles first; the full data then needs a step or two.
                 theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
+            elif x.shape[0] == 1 and w is not None and w.sum() > 2 * _SUBSAMPLE:
+                # The same start as the expanded sample's: the fit on its strided quantiles,
+                # counted (they repeat the distinct values), so the Newton ascent that follows
+                # takes the same path and stops at the same point.
+                sub_v, sub_c = weighted.strided_quantile_counts(x[0], w[0], _SUBSAMPLE)
+                theta0, *_ = fit_t_rows(sub_v[np.newaxis, :], w=sub_c[np.newaxis, :])
             elif start is not None:
                 theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
-            theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0)
+            theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0, w=w)
             converged = newton_converged(theta, ll, grad, hess)
         except np.linalg.LinAlgError:
             # Curvatures beyond float range (a bulk squeezed to ~1e-188 of the unit by an outlier
@@ -374,7 +442,8 @@ class StudentT(Family):
             scaled = np.all(np.isfinite(x[rows]), axis=1) & (x[rows, -1] > x[rows, 0])
             rows = rows[scaled]
             if rows.size:
-                r_theta, r_ll, r_bound, r_hess, r_conv = _refit_rescaled(x[rows])
+                r_theta, r_ll, r_bound, r_hess, r_conv = _refit_rescaled(
+                    x[rows], None if w is None else w[rows])
                 better = np.isfinite(r_ll) & ~(r_ll <= ll[rows])
                 take = rows[better]
                 theta[take], ll[take], at_bound[take] = r_theta[better], r_ll[better], r_bound[better]
