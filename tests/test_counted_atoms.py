@@ -47,6 +47,10 @@ def _stored(x: np.ndarray, dtype: str) -> np.ndarray:
         return _bfloat16(x)
     if dtype == "float16":
         return x.astype(np.float16)
+    if dtype.startswith("float8"):
+        import ml_dtypes
+
+        return x.astype(getattr(ml_dtypes, dtype)).astype(np.float32)
     info = np.iinfo(dtype)
     return np.clip(np.rint(x), info.min, info.max).astype(dtype).astype(np.float64)
 
@@ -205,6 +209,9 @@ CASES = {
     "clipped-bf16": (lambda: _clipped(400_000, 17), "bfloat16", "on 2 repeated value(s)"),
     "int8": (lambda: _t6(200_000, 18) * 2000, "int8", "quantized: 256 levels, step 1"),
     "int16-continuous": (lambda: _t6(20_000, 19) * 2e5, "int16", None),
+    "zeros-float8_e4m3fn": (lambda: _zeros(200_000, 22) * 50, "float8_e4m3fn",
+                            "exact zeros modelled"),
+    "float8_e5m2": (lambda: _t6(200_000, 23) * 50, "float8_e5m2", None),
     "t6-bf16": (lambda: _t6(400_000, 20), "bfloat16", None),
     "t6-fp16": (lambda: _t6(400_000, 21), "float16", None),
 }

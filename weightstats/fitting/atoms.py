@@ -28,6 +28,12 @@ often is treated the same way. The storage precision is the coarsest of bfloat16
 and float64 that holds every value exactly (a float16 checkpoint cast to float32 repeats values far
 more often than float32 allows, and that is rounding, not atoms).
 
+The counted path (``find_atoms_counted``) holds a 16-bit tensor as its distinct values and their
+counts. ``fitting.runs.SortedRuns`` reads those like the sorted array (by position and by
+``np.searchsorted``), so the test above runs unchanged on at most 65,536 values instead of the
+tensor's millions and finds the same atoms; the storage precision depends on the set of values
+only, so the distinct values give it.
+
 Three readings follow from the atoms:
 
 * **point masses** (``modelled``): fits run on the continuous remainder; the table shows the atom
