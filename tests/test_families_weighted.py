@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 
 from weightstats.fitting.families import FAMILIES
-from weightstats.fitting.families.student_t import (
+from weightstats.fitting.families.student_t_fit import (
     DF_MAX,
     DF_MIN,
     _evaluate,
