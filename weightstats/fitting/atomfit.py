@@ -19,14 +19,15 @@ import numpy as np
 from .atoms import Atoms, find_atoms, find_atoms_counted
 from .descriptives import describe
 from .result import TensorFit
-from .runs import SortedRuns
+from .runs import SortedRuns, one_form
 
 
 def _describe_raw(xs: np.ndarray, counts: np.ndarray | None = None) -> dict[str, float]:
     """``describe`` of raw sorted values (each occurring ``counts`` times, if given), computed on
     x / max|x| so no power can overflow."""
     top = max(abs(float(xs[0])), abs(float(xs[-1])))
-    described = describe(xs.astype(np.float64) / top, weights=counts)
+    points, counts = one_form(xs, counts)  # the same sums on either path
+    described = describe(points.astype(np.float64) / top, weights=counts)
     described.update(mean=described["mean"] * top, std=described["std"] * top,
                      min=float(xs[0]), max=float(xs[-1]))
     return described

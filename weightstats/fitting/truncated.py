@@ -36,7 +36,7 @@ from .families.base import dot, strided_quantiles
 from .guard import NOT_FITTED_FLAG, failed_row
 from .ks import ks_statistic_sorted
 from .result import TensorFit
-from .runs import SortedRuns
+from .runs import SortedRuns, one_form
 
 _COARSE = 50_000  # order statistics behind the first optimization of a large sample
 def _kept_mass(fam, params: tuple[float, ...], c: float) -> float:
@@ -116,7 +116,7 @@ def fit_family_truncated(name: str, u: np.ndarray, c: float, counts: np.ndarray 
 def fit_pruned(xs: np.ndarray, names: list[str], atoms: Atoms, base: dict, bins: int) -> TensorFit:
     """A ``TensorFit`` of a magnitude-pruned tensor: truncated fits of the survivors ``xs``
     (sorted, the zeros already cut out) with the zeros as a point mass (module docstring)."""
-    return _fit_pruned(*_one_form(xs, None), names, atoms, base, bins)
+    return _fit_pruned(*one_form(xs, None), names, atoms, base, bins)
 
 
 def fit_pruned_counted(values: np.ndarray, counts: np.ndarray, names: list[str], atoms: Atoms,
@@ -125,29 +125,8 @@ def fit_pruned_counted(values: np.ndarray, counts: np.ndarray, names: list[str],
     and their ``counts`` (the counted path): the same fits as ``fit_pruned`` of
     ``np.repeat(values, counts)``, with likelihoods, moments, D and histogram weighted by the
     counts, in O(distinct values)."""
-    return _fit_pruned(*_one_form(values, np.asarray(counts, dtype=np.int64)), names, atoms, base,
+    return _fit_pruned(*one_form(values, np.asarray(counts, dtype=np.int64)), names, atoms, base,
                        bins)
-
-
-def _one_form(xs: np.ndarray, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The survivors as runs (distinct values, counts) where ties at least halve them, else every
-    value once: one form for the same sample, whichever path it came from.
-
-    The optimizer stops where the likelihood is flat to its tolerance, and a sum taken in another
-    order moves that point by ~1e-5 of a weakly determined shape; given the very same arrays, the
-    float and the counted path give the very same fits. Runs never cost more memory than the
-    values, and a sample with more than half its values distinct has fewer than 2 x 65,536 values
-    on the counted path, cheap to write out.
-    """
-    if counts is None:
-        new = np.concatenate([[True], xs[1:] != xs[:-1]])  # first of each run of ties
-        if 2 * int(np.count_nonzero(new)) > xs.size:
-            return xs, None
-        starts = np.flatnonzero(new)
-        return xs[starts], np.diff(np.append(starts, xs.size))
-    if 2 * counts.size > int(counts.sum()):
-        return np.repeat(xs, counts), None
-    return xs, counts
 
 
 def _fit_pruned(xs: np.ndarray, counts: np.ndarray | None, names: list[str], atoms: Atoms,
