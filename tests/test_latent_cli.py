@@ -177,3 +177,23 @@ def test_report_with_figures_and_html(tmp_path: Path) -> None:
     assert "of encoder is consistent with N(0, I)" in rep.summary()[1]  # a lambda's name
     again = rep.save(tmp_path / "r")  # replacing its own report is fine, bytes identical
     assert (again / "report.json").read_bytes() == (path / "report.json").read_bytes()
+
+
+def test_digits_vae_reads_a_folder_of_grey_images(tmp_path: Path) -> None:
+    # The held-out digits written as 8x8 PNGs (levels k/16 -> round(255 k/16)) and read back
+    # through --data give the same latent as the built-in split, to the 8-bit rounding.
+    from PIL import Image
+
+    from weightstats.latent import fit_latents
+    from weightstats.latent.data import digits_heldout
+
+    x, _ = digits_heldout()
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(60):
+        Image.fromarray(np.round(x[i, 0].numpy() * 255).astype(np.uint8)).save(
+            folder / f"{i:03d}.png")
+    from_folder = fit_latents("digits-vae", folder, samples=1, ks_replicates=200)
+    built_in = fit_latents("digits-vae", x[:60].numpy(), samples=1, ks_replicates=200)
+    assert from_folder.n_inputs == 60 and "scaled to [0, 1]" in from_folder.data
+    assert np.allclose(from_folder.posterior.mu, built_in.posterior.mu, atol=0.02)

@@ -45,10 +45,12 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def load_images(folder: str | os.PathLike[str], size: int, channels: int = 3) -> tuple[Any, str]:
+def load_images(folder: str | os.PathLike[str], size: int, channels: int = 3, *,
+                unit_pixels: bool = False) -> tuple[Any, str]:
     """Every image of ``folder`` as the VAE expects it: RGB (or grey for 1 channel), the shorter
     side resized to ``size`` (bicubic), center-cropped to ``size`` x ``size``, scaled to
-    [-1, 1]; a float32 tensor (N, channels, size, size)."""
+    [-1, 1] (diffusers' convention) or, with ``unit_pixels``, to [0, 1]; a float32 tensor
+    (N, channels, size, size)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:  # pragma: no cover - Pillow is declared by the latent extra
@@ -70,13 +72,15 @@ def load_images(folder: str | os.PathLike[str], size: int, channels: int = 3) ->
                                  Image.Resampling.BICUBIC)
                 left, top = (img.size[0] - size) // 2, (img.size[1] - size) // 2
                 img = img.crop((left, top, left + size, top + size))
-                arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+                arr = np.asarray(img, dtype=np.float32) / 255.0
+                arr = arr if unit_pixels else 2.0 * arr - 1.0
         except (OSError, UnidentifiedImageError, ValueError) as err:
             raise LoadError(f"cannot read image {f.name} in --data {folder}: "
                             f"{one_line(err, 100)}; remove or replace it") from None
         out[i] = arr.transpose(2, 0, 1) if arr.ndim == 3 else arr[None]
     return torch.from_numpy(out), (f"{len(files)} images from {Path(folder).name}/, resized and "
-                                   f"center-cropped to {size}x{size}, scaled to [-1, 1]")
+                                   f"center-cropped to {size}x{size}, scaled to "
+                                   f"{'[0, 1]' if unit_pixels else '[-1, 1]'}")
 
 
 def as_inputs(data: Any) -> tuple[Any, str]:

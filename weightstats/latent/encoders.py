@@ -42,6 +42,7 @@ class Encoder:
     default_data: Callable[[], tuple[Any, str]] | None = None
     image_size: int | None = None
     channels: int = 3  # image channels the encoder takes
+    unit_pixels: bool = False  # pixels in [0, 1] (the digits) instead of [-1, 1] (diffusers)
     scaling: dict[str, Any] = field(default_factory=dict)
     fixed: Any = None  # a torch.distributions object given instead of an encoder
 
@@ -114,7 +115,9 @@ def _from_spec(spec: str, allow_pickle: bool) -> Encoder:
     if getattr(source, "kind_of_source", "") == "builtin":
         from weightstats.latent.data import digits_heldout
 
-        extra["default_data"] = digits_heldout
+        # The digits models read 8x8 grey images with pixels in [0, 1]: a folder of such
+        # images (--data) is read that way.
+        extra.update(default_data=digits_heldout, image_size=8, channels=1, unit_pixels=True)
     return _from_module(module, source.name, text, source.description, **extra)
 
 

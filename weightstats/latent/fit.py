@@ -58,7 +58,8 @@ def _inputs(enc: Encoder, data: Any, image_size: int | None) -> tuple[Any, str]:
         if size is None:
             raise OptionError(f"{enc.spec} does not say what image size it expects: pass "
                               "--image-size N")
-        return datasets.load_images(data, int(size), enc.channels)
+        return datasets.load_images(data, int(size), enc.channels,
+                                     unit_pixels=enc.unit_pixels)
     return datasets.as_inputs(data)
 
 
