@@ -194,6 +194,10 @@ def test_digits_vae_reads_a_folder_of_grey_images(tmp_path: Path) -> None:
         Image.fromarray(np.round(x[i, 0].numpy() * 255).astype(np.uint8)).save(
             folder / f"{i:03d}.png")
     from_folder = fit_latents("digits-vae", folder, samples=1, ks_replicates=200)
-    built_in = fit_latents("digits-vae", x[:60].numpy(), samples=1, ks_replicates=200)
+    from weightstats.models.digits import load_pretrained
+
+    module = load_pretrained("digits-vae")  # the module itself, not its spec
+    built_in = fit_latents(module, x[:60].numpy(), samples=1, ks_replicates=200)
     assert from_folder.n_inputs == 60 and "scaled to [0, 1]" in from_folder.data
     assert np.allclose(from_folder.posterior.mu, built_in.posterior.mu, atol=0.02)
+    assert fit_latents(module, samples=1, ks_replicates=200).n_inputs == 359  # default data

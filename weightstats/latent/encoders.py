@@ -78,7 +78,7 @@ def as_encoder(obj: Any, *, allow_pickle: bool = False) -> Encoder:
                        f"a given {type(obj).__name__} posterior", fixed=obj)
     if isinstance(obj, torch.nn.Module):
         return _from_module(obj, type(obj).__name__, type(obj).__name__,
-                            f"nn.Module {type(obj).__name__}")
+                            f"nn.Module {type(obj).__name__}", **_digits_extra(obj))
     if callable(obj):
         name = getattr(obj, "__name__", type(obj).__name__)
         name = "encoder" if name == "<lambda>" else name
@@ -111,14 +111,19 @@ def _from_spec(spec: str, allow_pickle: bool) -> Encoder:
         raise SpecError(f"{text} gives weights only, no model to run, so it has no encoder: "
                         f"{_NO_ENCODER}")
     module = build()
-    extra: dict[str, Any] = {}
-    if getattr(source, "kind_of_source", "") == "builtin":
-        from weightstats.latent.data import digits_heldout
+    return _from_module(module, source.name, text, source.description, **_digits_extra(module))
 
-        # The digits models read 8x8 grey images with pixels in [0, 1]: a folder of such
-        # images (--data) is read that way.
-        extra.update(default_data=digits_heldout, image_size=8, channels=1, unit_pixels=True)
-    return _from_module(module, source.name, text, source.description, **extra)
+
+def _digits_extra(module: Any) -> dict[str, Any]:
+    """The built-in digits VAE's default data (the held-out split) and image format: 8x8 grey,
+    pixels in [0, 1], so that a folder of such images (--data) is read the way it was trained."""
+    from weightstats.models.digits import DigitsVAE
+
+    if not isinstance(module, DigitsVAE):
+        return {}
+    from weightstats.latent.data import digits_heldout
+
+    return {"default_data": digits_heldout, "image_size": 8, "channels": 1, "unit_pixels": True}
 
 
 def _diffusers_encoder(module: Any, name: str, spec: str, description: str) -> Encoder:
