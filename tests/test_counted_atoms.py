@@ -23,9 +23,10 @@ from weightstats.fitting.atomfit import (
 )
 from weightstats.fitting.atoms import find_atoms, find_atoms_counted
 from weightstats.fitting.families import DEFAULT_FAMILIES
+from weightstats.fitting.families.base import strided_quantiles
 from weightstats.fitting.floatgrid import storage_precision
 from weightstats.fitting.runs import SortedRuns
-from weightstats.fitting.truncated import _fit_pruned, fit_pruned, fit_pruned_counted
+from weightstats.fitting.truncated import _fit_pruned, _Sample, fit_pruned, fit_pruned_counted
 
 MIN_N = 30
 
@@ -379,3 +380,15 @@ def test_truncated_fits_are_those_of_the_written_out_sample():
     assert described["excess_kurtosis"] == pytest.approx(stats.kurtosis(survivors), rel=1e-10)
     assert np.array_equal(fit_c.histogram[0], unweighted.histogram[0])
     assert fit_c.histogram[0].sum() == survivors.size
+
+
+def test_strided_order_statistics_of_runs_are_those_of_the_array():
+    """A truncated fit starts from evenly spaced order statistics of a large sample; from runs of
+    ties they are gathered by position, the very values the written-out array gives."""
+    rng = np.random.default_rng(73)
+    values = np.sort(rng.choice(np.arange(-200_000, 200_000), 150_000, replace=False)) * 1e-3
+    counts = rng.integers(1, 4, values.size)
+    runs = _Sample(values, counts).strided(50_000)
+    assert runs.counts is None
+    assert np.array_equal(runs.points,
+                          strided_quantiles(np.repeat(values, counts)[np.newaxis, :], 50_000)[0])
