@@ -157,6 +157,11 @@ def test_fit_model_reads_gguf_and_notes_the_grid(model) -> None:
     assert q8.fit.n == 128 * 256 and np.isfinite(q8.fit.descriptives["std"])
     assert by_name["blk.0.ffn_up.weight"].dtype == "bfloat16"
     assert by_name["blk.0.ffn_up.weight"].fit.status == "ok"
+    # 16-bit tensors are fitted from their counted bit patterns, float32 ones from their values.
+    assert {name: lr.fit.path for name, lr in by_name.items()} == {
+        "token_embd.weight": "counted", "blk.0.attn_q.weight": "values",
+        "blk.0.ffn_up.weight": "counted", "blk.0.ffn_down.weight": "values",
+        "output.weight": "values"}
 
 
 def test_cli_end_to_end(model, tmp_path: Path) -> None:
