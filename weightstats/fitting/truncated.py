@@ -9,7 +9,10 @@ pruning). Here every family is fitted by maximum likelihood to the truncated den
 
 with c the smallest surviving magnitude (the maximum-likelihood estimate of a truncation point).
 The optimizer (L-BFGS-B on loc, log scale and log shape) runs on evenly spaced order statistics
-of large samples first, then on every value. What is reported, and what is not:
+of large samples first, then on every value. A 16-bit tensor's survivors (``fit_pruned_counted``,
+and ``fit_pruned`` wherever ties at least halve the values) are fitted as runs: each distinct
+value once, its log-density weighted by its count, which is the same likelihood in O(distinct
+values) and the same fit on either path. What is reported, and what is not:
 
 * loc, scale, shape: the parameters of the law before pruning (scipy's parameterization);
 * loglik, AIC, BIC: the truncated likelihood of the survivors plus the point mass of the zeros,
