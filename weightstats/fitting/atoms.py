@@ -160,8 +160,8 @@ class Atoms:
     step: float | None = None
     pruned_c: float | None = None
     n_levels: int | None = None
-    # Set by ``atomfit.take_atoms`` when the atoms were cut out of the values the families are fitted to:
-    # the whole sample's range, which the descriptives report.
+    # Set by ``atomfit.take_atoms`` when the atoms were cut out of the values the families are
+    # fitted to: the whole sample's range, which the descriptives report.
     removed_from: tuple[float, float] | None = None
     # Set by the per-channel view: the atoms were left out before its transform, not modelled.
     left_out: bool = False
@@ -389,7 +389,7 @@ def find_atoms_counted(values: np.ndarray, counts: np.ndarray, dtype: str = "") 
         return _integer_atoms(runs.values, runs.counts, runs.size)
     # The storage precision depends on the set of values only, not on how often each occurs.
     precision = storage_precision(runs.values, dtype)
-    candidates = runs.values[runs.counts > 1].astype(np.float64)  # the repeated values
+    candidates = runs.values[runs.counts > 1].astype(np.float64) + 0.0  # the repeated values
     if candidates.size:
         candidates = candidates[_test_runs(runs, candidates, precision)]
     return _read_atoms(runs, candidates, precision)
