@@ -57,10 +57,14 @@ def zoo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def client():
     """One LocalCluster for the module: two single-threaded worker processes."""
+    import dask
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=50)
+    from weightstats.sweep.cluster import WORKER_ENVIRON
+
+    with dask.config.set(WORKER_ENVIRON):  # as `weightstats sweep` starts its own
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=50)
     dask_client = Client(cluster, set_as_default=False)
     yield dask_client
     dask_client.close()
@@ -92,7 +96,7 @@ def _reference_table(spec: str) -> str:
     code gives the same bytes in any process, and the references fit in parallel)."""
     from weightstats.api import fit_model
 
-    return to_csv_text(fit_model(spec).table)
+    return to_csv_text(fit_model(spec).table())
 
 
 def test_every_model_has_fit_models_numbers(first_run, specs: list[str], client) -> None:
