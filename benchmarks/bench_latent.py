@@ -41,7 +41,7 @@ def answer_false_alarms(n: int, d: int, runs: int) -> tuple[float, float]:
     wrong = mixture = 0
     for run in range(runs):
         x = np.random.default_rng(10_000 + run).standard_normal((n, d))
-        info = fit_latents(encode, x, samples=2, seed=run, ks_replicates=200).summary()[0]
+        info = fit_latents(encode, x, samples=2, seed=run, ks_replicates=200).summary().info
         wrong += not info["consistent_with_prior"]
         mixture += info["mixture_k"] > 1
     return wrong / runs, mixture / runs

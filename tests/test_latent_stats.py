@@ -72,8 +72,10 @@ def test_holm() -> None:
 
 def test_gaussian_latent_passes() -> None:
     rep = fit_latents(gaussian_encoder(), inputs(400, 3), samples=4, seed=0)
-    info, sentence = rep.summary()
-    assert info["consistent_with_prior"], sentence
+    summary = rep.summary()
+    info, sentence = summary.info, summary.text
+    assert info["consistent_with_prior"] and summary.consistent_with_prior, sentence
+    assert str(summary) == sentence == info["sentence"]
     assert sentence.startswith("The aggregate posterior of encode is consistent with N(0, I)")
     assert info["n_active"] == 3 and info["mixture_k"] == 1
     table = rep.table()
@@ -92,7 +94,8 @@ def test_three_cluster_latent_is_a_mixture_with_k_3() -> None:
         return x, torch.full_like(x, math.log(0.25))
 
     rep = fit_latents(encode, data, samples=2, seed=1)
-    info, sentence = rep.summary()
+    summary = rep.summary()
+    info, sentence = summary.info, summary.text
     assert info["mixture_k"] == 3, rep.multivariate["mixture"]
     assert not info["consistent_with_prior"]
     assert "K = 3" in sentence
@@ -116,8 +119,8 @@ def test_circle_latent_fails_sphere_uniformity_the_right_way() -> None:
     assert tests["sphere_bingham"]["pvalue"] < 1e-6
     assert tests["sphere_bingham"]["scatter_eigenvalues"][-1] < 0.05  # the empty direction
     assert tests["radius_chi2"]["pvalue"] < 1e-6
-    assert "no preferred direction (Rayleigh p = " in rep.summary()[1]
-    assert "axial structure (Bingham p < 1e-4)" in rep.summary()[1]
+    assert "no preferred direction (Rayleigh p = " in rep.summary().text
+    assert "axial structure (Bingham p < 1e-4)" in rep.summary().text
 
 
 def test_a_preferred_direction_fails_rayleigh() -> None:
@@ -144,7 +147,7 @@ def test_collapsed_dimension_reported_inactive_and_not_fitted() -> None:
     assert table.loc[2, "fit_z"] == "collapsed: not fitted" and table.loc[2, "best_z"] == ""
     assert 2 not in rep.fits and set(rep.fits) == {0, 1, 3}
     assert rep.multivariate["shape_dims"] == [0, 1, 3]
-    assert rep.summary()[0]["n_active"] == 3
+    assert rep.summary().info["n_active"] == 3
 
 
 def test_kl_estimate_matches_the_closed_form_for_one_gaussian() -> None:
@@ -161,7 +164,7 @@ def test_torch_distributions_are_accepted() -> None:
     x = torch.from_numpy(inputs(300, 2)).float()
     normal = torch.distributions.Independent(torch.distributions.Normal(0.8 * x, 0.6), 1)
     rep = fit_latents(normal, samples=2)
-    assert rep.summary()[0]["n_active"] == 2
+    assert rep.summary().info["n_active"] == 2
     laplace = torch.distributions.Laplace(0.8 * x, torch.full_like(x, 0.3))
     rep = fit_latents(laplace, samples=2)
     assert rep.table()["kl"].notna().all() and rep.n_rows == 300

@@ -77,7 +77,7 @@ def run_latent_command(spec: str, opts: dict[str, Any], console: Any) -> None:
                  f"{r['kl']:.3g}", r["best_z"] or r["fit_z"]]
         table.add_row(*[Text(terminal(c)) for c in cells])
     console.print(table)
-    console.print(Text(terminal(rep.summary()[1]), style="bold"), highlight=False)
+    console.print(Text(terminal(rep.summary().text), style="bold"), highlight=False)
     out = opts["out"] or Path("reports") / "latent" / rep.model
     path = rep.save(out, formats, plots=not opts["no_plots"])
     console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,

@@ -49,6 +49,25 @@ def scaling_table(post: Any, rows: list[dict[str, Any]], config: dict[str, Any])
     return out
 
 
+@dataclass(frozen=True)
+class LatentSummary:
+    """The answer of a latent report, shaped like a model report's summary: ``.text`` (and
+    ``str()``) the one sentence, ``.info`` the numbers behind it (report.json's "summary")."""
+
+    info: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        return self.info["sentence"]
+
+    @property
+    def consistent_with_prior(self) -> bool:
+        return bool(self.info["consistent_with_prior"])
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _without_histogram(fit: dict[str, Any]) -> dict[str, Any]:
     """A fit's JSON without its histogram (the figures draw the draws themselves)."""
     return {k: v for k, v in fit.items() if k != "histogram"}
@@ -116,15 +135,17 @@ class LatentReport:
                                           "bic", "rank_bic", "ks_stat", "ks_pvalue", "ks_n"])
 
     # ------------------------------------------------------------------ the answer
-    def summary(self) -> tuple[dict[str, Any], str]:
-        """(numbers behind the answer, the one-sentence answer)."""
+    def summary(self) -> LatentSummary:
+        """The answer: ``.text`` (``str()``) the sentence, ``.info`` the numbers behind it."""
         from weightstats.latent.text import answer
 
-        return answer(self)
+        info, sentence = answer(self)
+        return LatentSummary({**info, "sentence": sentence})
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-safe (NaN and inf become None); the draws are not included."""
-        info, sentence = self.summary()
+        summary = self.summary()
+        info, sentence = summary.info, summary.text
         return _json_safe({
             "model": self.model, "spec": self.spec, "description": self.description,
             "data": self.data, "unit": self.unit, "n_inputs": self.n_inputs,

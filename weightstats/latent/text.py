@@ -101,7 +101,8 @@ def answer(rep: Any) -> tuple[dict[str, Any], str]:
 
 def markdown_page(rep: Any) -> str:
     """summary.md: the answer, the per-dimension table, the whole-latent tests, the scales."""
-    info, sentence = rep.summary()
+    summary = rep.summary()
+    info, sentence = summary.info, summary.text
     lines = [f"# weightstats latent: {rep.model}", "", f"**{sentence}**", "",
              f"Spec `{rep.spec}` — {rep.description}. Data: {rep.data}. "
              f"{rep.n_rows} rows × {rep.samples} draws.", ""]

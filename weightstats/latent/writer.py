@@ -22,7 +22,8 @@ def _html(rep: Any, pngs: dict[str, bytes]) -> str:
     from weightstats.latent.figures import CAPTIONS
     from weightstats.latent.text import TEST_LABELS
 
-    info, sentence = rep.summary()
+    summary = rep.summary()
+    info, sentence = summary.info, summary.text
     sections = [("Summary", f"<p>Spec <code>{html_text(rep.spec)}</code> — "
                             f"{html_text(rep.description)}. Data: {html_text(rep.data)}. "
                             f"{rep.n_rows} rows × {rep.samples} draws per row.</p>")]
