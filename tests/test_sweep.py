@@ -162,3 +162,19 @@ def test_workers_and_scheduler_together_are_refused() -> None:
     with pytest.raises(OptionError, match="one of them"):
         with sweep_client(workers=2, scheduler="tcp://127.0.0.1:1"):
             pass
+
+
+def test_a_replaced_weights_file_gets_a_new_run_key(tmp_path: Path) -> None:
+    import os
+
+    from weightstats.sources import resolve
+    from weightstats.sweep.plan import file_stamp
+
+    path = tmp_path / "m.npy"
+    np.save(path, np.zeros((4, 4), np.float32))
+    first = plan_items([str(path)], ["m"], {}, "1", [file_stamp(resolve(str(path)))])[0]
+    np.save(path, np.ones((8, 8), np.float32))
+    os.utime(path, ns=(1, 1))
+    second = plan_items([str(path)], ["m"], {}, "1", [file_stamp(resolve(str(path)))])[0]
+    assert first.key != second.key
+    assert file_stamp(resolve("digits-vae")) == ""

@@ -16,7 +16,7 @@ MIN_WORKER_MEMORY = 2 * GIB  # a worker below this cannot hold a ResNet-50's fit
 CONNECT_TIMEOUT_S = 5.0
 # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 for its workers, which also turns off glibc's
 # adaptive mmap threshold: every large NumPy temporary is then a fresh mmap, zeroed page by page,
-# and the fits run ~1.8x slower. The local cluster's workers keep glibc's defaults (a real
+# and the fits run about 2x slower. The local cluster's workers keep glibc's defaults (a real
 # cluster's workers follow their own Dask configuration; see README "Sweeps").
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 

@@ -157,9 +157,25 @@ def unique_name(name: str, taken: set[str]) -> str:
 
 
 def plan_items(specs: Sequence[str], names: Sequence[str], options: dict[str, Any],
-               version: str) -> list[Item]:
-    """Items in spec order, names made unique (``zoo`` is reserved for the tables)."""
+               version: str, stamps: Sequence[str] | None = None) -> list[Item]:
+    """Items in spec order, names made unique (``zoo`` is reserved for the tables).
+
+    ``stamps``: per spec, what identifies its local weights file ("size:mtime", "" for a
+    name or hub id), so that a file replaced since the last run is fitted again."""
     taken = {ZOO}
+    stamps = list(stamps) if stamps is not None else [""] * len(specs)
     return [Item(index=i, spec=spec, target=target_of(spec), name=unique_name(name, taken),
-                 key=run_key(spec, options, version))
-            for i, (spec, name) in enumerate(zip(specs, names, strict=True))]
+                 key=run_key(spec, {**options, "file": stamp} if stamp else options, version))
+            for i, (spec, name, stamp) in enumerate(zip(specs, names, stamps, strict=True))]
+
+
+def file_stamp(source: Any) -> str:
+    """``"size:mtime_ns"`` of a local source's weights file (its index for shards), else ''."""
+    path = getattr(source, "path", None)
+    if getattr(source, "kind_of_source", "") != "file" or path is None:
+        return ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size}:{st.st_mtime_ns}"

@@ -45,18 +45,22 @@ def plan(specs: Sequence[str], settings: Settings, version: str,
     from weightstats.errors import WeightstatsError
     from weightstats.sources import resolve
     from weightstats.sources.base import safe_name
+    from weightstats.sweep.plan import file_stamp
     from weightstats.sweep.tasks import failed
 
-    names, errors = [], {}
+    names, stamps, errors = [], [], {}
     for spec in specs:
         try:
-            names.append(resolve(spec, allow_pickle=settings.allow_pickle).name)
+            source = resolve(spec, allow_pickle=settings.allow_pickle)
+            names.append(source.name)
+            stamps.append(file_stamp(source))
         except WeightstatsError as err:
             names.append(safe_name(spec))
+            stamps.append("")
             errors[spec] = failed(err)["error"]
     key_options = {**settings.opt, "formats": sorted(settings.formats), "plots": settings.plots}
     key_options.pop("jobs", None)
-    items = plan_items(specs, names, key_options, version)
+    items = plan_items(specs, names, key_options, version, stamps)
     for item in items:
         if item.spec in errors:
             outcome.failures.append({"model": item.name, "spec": _shown(item.spec),
