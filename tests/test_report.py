@@ -38,7 +38,7 @@ def report() -> ModelReport:
 
 
 def test_table_has_one_row_per_layer_and_family(report: ModelReport) -> None:
-    table = report.table
+    table = report.table()
     assert len(report.layers) == 3
     assert len(table) == 3 * len(FAMILIES)
     assert set(table.groupby("layer")["family"].apply(tuple)) == {FAMILIES}
@@ -59,13 +59,13 @@ def test_wide_has_one_row_per_layer(report: ModelReport) -> None:
     for col in ["layer", "kind", "n", "best_aic", "delta_aic", "best_bic", "t_df",
                 "gennorm_beta", "excess_kurtosis"] + [f"ks_D_{f}" for f in FAMILIES]:
         assert col in wide.columns
-    t_shape = report.table.query("family == 't'").set_index("layer")["shape"]
+    t_shape = report.table().query("family == 't'").set_index("layer")["shape"]
     assert np.allclose(wide.set_index("layer")["t_df"], t_shape.loc[wide["layer"]])
 
 
 def test_summary_counts_match_table(report: ModelReport) -> None:
-    info, sentence = report.summary()
-    table = report.table
+    info, sentence = report.summary().info, report.summary().text
+    table = report.table()
     winners = table[table["rank_bic"] == 1].set_index("layer")["family"]
     assert len(winners) == 3
     for fam in FAMILIES:
@@ -101,21 +101,21 @@ def test_save_writes_all_formats_and_leaves_nothing_else(report: ModelReport,
     out = report.save(tmp_path / "rep")
     assert os.listdir(tmp_path) == ["rep"]  # no temp dirs left beside it
     names = set(os.listdir(out))
-    assert {"layers.csv", "comparisons.csv", "layers.md", "summary.md", "report.json",
+    assert {"layers.csv", "layers_wide.csv", "comparisons.csv", "layers.md", "summary.md", "report.json",
             "report.html", "figures", ".weightstats-report"} == names
     pngs = sorted(os.listdir(out / "figures"))
     assert pngs == ["delta_loglik_vs_depth.png", "hist_01.png", "qq_01.png",
                     "shape_vs_depth.png"]
     assert all((out / "figures" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     csv = pd.read_csv(out / "layers.csv")
-    assert len(csv) == len(report.table)
+    assert len(csv) == len(report.table())
     summary = (out / "summary.md").read_text()
-    assert report.summary()[1] in summary and "16%" in summary and "ks_pvalue_naive" in summary
+    assert report.summary().text in summary and "16%" in summary and "ks_pvalue_naive" in summary
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 4
     assert "<script" not in html and "http://" not in html and "https://" not in html
     data = json.loads((out / "report.json").read_text())
-    assert data["summary"]["sentence"] == report.summary()[1]
+    assert data["summary"]["sentence"] == report.summary().text
     assert len(data["layers"]) == 3 and "histogram" in data["layers"][0]["fit"]
 
 
@@ -190,13 +190,13 @@ def test_fit_model_no_layers_names_available_kinds() -> None:
 def test_fit_model_selects_by_pattern_and_families() -> None:
     rep = fit_model(make_state(), layers="encoder.*", families="normal,laplace", **FAST)
     assert [lr.name for lr in rep.layers] == ["encoder.conv1.weight", "encoder.conv2.weight"]
-    assert set(rep.table["family"]) == {"normal", "laplace"}
+    assert set(rep.table()["family"]) == {"normal", "laplace"}
     assert rep.wide()["t_df"].isna().all()
 
 
 def test_jobs_give_identical_numbers(report: ModelReport) -> None:
     parallel = fit_model(make_state(), jobs=2, **FAST)
-    pd.testing.assert_frame_equal(parallel.table, report.table)
+    pd.testing.assert_frame_equal(parallel.table(), report.table())
     pd.testing.assert_frame_equal(parallel.comparisons(), report.comparisons())
 
 
@@ -248,8 +248,8 @@ def test_unfittable_layers_are_reported_not_dropped(tmp_path: Path) -> None:
     assert wide.loc["a.conv.weight", "status"] == "ok"
     assert wide.loc["b.const.weight", "status"] == "constant"
     assert wide.loc["a.tiny.weight", "status"] == "too_small"
-    assert len(rep.table) == 3 * len(FAMILIES)
-    info, sentence = rep.summary()
+    assert len(rep.table()) == 3 * len(FAMILIES)
+    info, sentence = rep.summary().info, rep.summary().text
     assert info["n_fitted"] == 1 and "not fitted: constant 1, too_small 1" in sentence
     out = rep.save(tmp_path / "rep")
     assert (out / "figures" / "hist_01.png").exists()

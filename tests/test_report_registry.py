@@ -80,7 +80,7 @@ def test_new_family_gets_wide_columns(kappa_report) -> None:
                 "ll_per_weight_kappa_test", "t_df"):
         assert col in wide.columns, col
     assert np.allclose(wide["kappa_test_kappa"], 3.0)
-    info, _ = kappa_report.summary()
+    info = kappa_report.summary().info
     assert info["medians"]["kappa_test_kappa"] == pytest.approx(3.0)
     assert NAME in info["by_criterion"]["bic"]
 

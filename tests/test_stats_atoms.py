@@ -230,13 +230,13 @@ def test_model_summary_names_atoms_pruning_and_quantization():
              "pruned.weight": torch.tensor(_magnitude_pruned(27)[:256]),
              "grid.weight": torch.tensor(grid.astype(np.float32))}
     report = weightstats.fit_model(state, ks_replicates=REPLICATES)
-    info, answer = report.summary()
+    info, answer = report.summary().info, report.summary().text
     lines = "\n".join(info["atoms"])
     assert re.search(r"zeros.weight: 30\.\d% exact zeros modelled as a point mass", lines)
     assert "pruned.weight: pruned: |w| < " in lines and "(70% zeros)" in lines
     assert "grid.weight: quantized: " in lines and "step 0.01" in lines
     assert "not fitted: quantized 1" in answer
-    assert set(report.table["atom_mass"].dropna().round(1)) == {0.3, 0.7, 1.0}
+    assert set(report.table()["atom_mass"].dropna().round(1)) == {0.3, 0.7, 1.0}
 
 
 def test_pruned_weights_stored_sparse_are_pruned_too():

@@ -332,7 +332,8 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
             out = opts["out"] if len(reports) == 1 else opts["out"] / rep.model
         try:  # one report that cannot be written must not cost the others
             print_layer_table(rep)
-            info, sentence = rep.summary()
+            summary = rep.summary()
+            info, sentence = summary.info, summary.text
             # The answer can name layers (no family fits ...): plain text, never markup.
             console.print(Text(terminal(sentence), style="bold"), highlight=False)
             for line in no_fit_lines(info):  # which layers no family fits, and why
@@ -393,7 +394,7 @@ def compare(specs: tuple[str, ...], **opts: Any) -> None:
     console = _console()
     console.print(table)
     for rep in reports:
-        console.print(terminal(f"{rep.model}: {rep.summary()[1]}"), highlight=False, markup=False)
+        console.print(terminal(f"{rep.model}: {rep.summary().text}"), highlight=False, markup=False)
     path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
     console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
                   markup=False)

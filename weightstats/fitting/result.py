@@ -5,13 +5,17 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .adequacy import assess as assess_adequacy
 from .families import get_family
+from .flags import flag_codes
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from matplotlib.figure import Figure
 
 FRAME_COLUMNS = ["family", "n", "loc", "scale", "shape", "shape_ci_low", "shape_ci_high",
                  "shape_ci_method", "loglik",
@@ -25,6 +29,7 @@ _DESCRIPTIVE_KEYS = ["mean", "std", "skewness", "excess_kurtosis", "zero_fractio
 
 
 def _json_safe(value: Any) -> Any:
+    """Plain JSON data: NaN becomes None, an infinite float the string "inf" (or "-inf")."""
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -34,8 +39,59 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def _from_json(value: Any) -> float:
+    """A number read back from JSON: None is NaN, "inf"/"-inf" infinite."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, str):
+        return float(value)  # "inf", "-inf" (what _json_safe writes)
+    return value
+
+
+def _label(name: Any) -> str:
+    """A family's display name ("Student-t"); the name itself when not registered."""
+    try:
+        return get_family(str(name)).label
+    except Exception:
+        return str(name)
+
+
+# The columns of a fit row that hold the first shape parameter or its interval.
+SHAPE_COLUMNS = ("shape", "shape_ci_low", "shape_ci_high")
+
+
+def _cap(family: str) -> float:
+    """Where the family's first shape means infinity (a Student-t df at its cap is the Gaussian
+    limit); inf for a family without such a cap or one no longer registered."""
+    try:
+        display = get_family(family).shape_display
+    except Exception:
+        return math.inf
+    return display.infinite_from if display is not None else math.inf
+
+
+def shown_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A fit row as the tables show it: a first shape (and interval end) at or beyond the family's
+    cap is ``inf``, so arithmetic on the column is never silently wrong (a t df capped at 1e10
+    would dominate any mean); the row's ``df_at_cap`` flag stays."""
+    cap = _cap(row.get("family", ""))
+    if math.isinf(cap):
+        return row
+    out = dict(row)
+    for col in SHAPE_COLUMNS:
+        value = out.get(col)
+        if isinstance(value, float) and value >= cap:
+            out[col] = math.inf
+    params = out.get("params")
+    if isinstance(params, dict) and params:
+        name = get_family(out["family"]).shape_name
+        if isinstance(params.get(name), float) and params[name] >= cap:
+            out["params"] = {**params, name: math.inf}
+    return out
 
 
 def ranked(rows: list[dict], key: str) -> list[dict]:
@@ -117,8 +173,9 @@ class TensorFit:
         return int(sum(self.counts.values()))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per family with the columns of the per-layer report tables."""
-        return pd.DataFrame(self.rows, columns=FRAME_COLUMNS)
+        """One row per family with the columns of the per-layer report tables (a shape at its
+        cap reads ``inf``; ``flags`` are the full sentences, :func:`flag_codes` shortens them)."""
+        return pd.DataFrame([shown_row(r) for r in self.rows], columns=FRAME_COLUMNS)
 
     def comparisons(self) -> pd.DataFrame:
         """Pairwise tests: Vuong (non-nested) or likelihood ratio (nested), one row per pair."""
@@ -130,8 +187,13 @@ class TensorFit:
         for row in self.rows:
             if row["family"] == name:
                 fam = get_family(name)
-                return dict(row.get("params") or zip(fam.param_names, (row["loc"], row["scale"],
-                                                                      row["shape"]), strict=False))
+                params = dict(row.get("params") or zip(fam.param_names, (row["loc"], row["scale"],
+                                                                        row["shape"]), strict=False))
+                # A shape stored as inf (a report read back from JSON) is the fit at its cap:
+                # the density needs the finite value the fit ran to.
+                if fam.shape_name and params.get(fam.shape_name) == math.inf:
+                    params[fam.shape_name] = _cap(name)
+                return params
         raise KeyError(f"family {family!r} was not fitted")
 
     def frozen(self, family: str):
@@ -139,14 +201,103 @@ class TensorFit:
         return get_family(family).frozen(*self.params(family).values())
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything, JSON-safe (NaN and ±Inf become None)."""
+        """Everything, JSON-safe: NaN becomes None, an infinite value (a shape at its cap, an
+        unbounded interval) the string "inf"; :meth:`from_dict` reads it back."""
         counts, edges = self.histogram if self.histogram is not None else ([], [])
         return _json_safe({
             "status": self.status, "message": self.message, "n": self.n, "counts": self.counts,
             "shape_of_tensor": list(self.shape_of_tensor), "dtype": self.dtype,
             "options": self.options, "notes": self.notes, "descriptives": self.descriptives,
-            "fits": self.rows, "comparisons": self.comparison_rows, "verdict": self.verdict,
+            "fits": [shown_row(r) for r in self.rows], "comparisons": self.comparison_rows,
+            "verdict": self.verdict,
             "histogram": {"counts": counts, "edges": edges},
             "atoms": self.atoms,
             "heterogeneity": self.heterogeneity, "path": self.path,
         })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorFit:
+        """The fit back from :meth:`to_dict`'s JSON form (numbers as saved: None is NaN, "inf"
+        infinite). The raw weights are not in it: plots use the saved histogram."""
+        def numbers(record: dict[str, Any], text: tuple[str, ...]) -> dict[str, Any]:
+            return {k: (v if k in text or isinstance(v, bool | dict | list) else _from_json(v))
+                    for k, v in record.items()}
+
+        rows = [numbers(r, ("family", "shape_ci_method", "flags", "note")) for r in
+                data.get("fits") or []]
+        for row in rows:
+            if isinstance(row.get("params"), dict):
+                row["params"] = {k: _from_json(v) for k, v in row["params"].items()}
+        comparisons = [numbers(c, ("a", "b", "test", "favored")) for c in
+                       data.get("comparisons") or []]
+        verdict = dict(data.get("verdict") or {})
+        for key in ("delta_aic", "separation_pvalue"):
+            if key in verdict:
+                verdict[key] = _from_json(verdict[key])
+        hist = data.get("histogram") or {}
+        histogram = None
+        if hist.get("edges"):
+            histogram = (np.asarray(hist["counts"], dtype=np.int64),
+                         np.asarray([_from_json(e) for e in hist["edges"]], dtype=float))
+        return cls(
+            status=data["status"], message=data.get("message", ""), n=int(data.get("n", 0)),
+            counts=dict(data.get("counts") or {}), options=dict(data.get("options") or {}),
+            shape_of_tensor=tuple(data.get("shape_of_tensor") or ()), dtype=data.get("dtype", ""),
+            notes=list(data.get("notes") or []), rows=rows, comparison_rows=comparisons,
+            descriptives={k: _from_json(v) for k, v in (data.get("descriptives") or {}).items()},
+            histogram=histogram, verdict=verdict, atoms=dict(data.get("atoms") or {}),
+            heterogeneity=dict(data.get("heterogeneity") or {}), path=data.get("path", ""))
+
+    # ------------------------------------------------------------------ notebook views
+    def overview(self) -> pd.DataFrame:
+        """The few columns worth a glance, one row per family: shape, KS D and its valid
+        p-value, log-likelihood per weight, ΔBIC to the best, flags as short codes."""
+        rows = [shown_row(r) for r in self.rows]
+        best = min((r["bic"] for r in rows if r["bic"] == r["bic"]), default=float("nan"))
+        return pd.DataFrame(
+            [{"family": r["family"], "shape": r["shape"], "ks_D": r["ks_stat"],
+              "ks_p": r["ks_pvalue"], "loglik/weight": r["loglik_per_weight"],
+              "ΔBIC": r["bic"] - best, "flags": flag_codes(r.get("flags"), r.get("note"))}
+             for r in rows]).set_index("family")
+
+    def headline(self) -> str:
+        """One line: the tensor, its status, the best family by BIC and whether it fits."""
+        shape = "x".join(str(s) for s in self.shape_of_tensor)
+        where = f" ({shape} {self.dtype})".replace("( ", "(") if shape or self.dtype else ""
+        head = f"TensorFit: {self.n:,} values{where}"
+        if not self.ok:
+            return f"{head}, {self.status}: {self.message}"
+        v = self.verdict or {}
+        fits = v.get("adequacy")
+        return (f"{head}, best by BIC: {_label(v.get('best_bic'))}, "
+                f"by AIC: {_label(v.get('best_aic'))}" + (f" ({fits})" if fits else ""))
+
+    def __repr__(self) -> str:
+        if not self.ok or not self.rows:
+            return self.headline()
+        with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 100):
+            return f"{self.headline()}\n{self.overview().to_string()}"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        head = f"<p><b>{escape(self.headline())}</b></p>"
+        if not self.ok or not self.rows:
+            return head
+        with pd.option_context("display.float_format", "{:.4g}".format):
+            return head + self.overview().to_html()
+
+    def plot(self, families: list[str] | None = None, title: str = "") -> Figure:
+        """Histogram with every fitted density (log scale) beside a QQ plot against the best
+        family by BIC; a ``matplotlib.figure.Figure`` (matplotlib loads on the first call).
+
+        Parameters
+        ----------
+        families : list of str, optional
+            The densities to draw (default: every fitted family).
+        title : str
+            Figure title (a layer name, say).
+        """
+        from .plot import tensor_figure
+
+        return tensor_figure(self, families, title)

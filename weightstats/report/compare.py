@@ -60,7 +60,8 @@ def compare_frame(reports: Sequence[ReportData]) -> pd.DataFrame:
     """One row per model: layer/weight share per best family (BIC and AIC) and median shapes."""
     rows = []
     for rep in reports:
-        info, sentence = rep.summary()
+        summary = rep.summary()
+        info, sentence = summary.info, summary.text
         row: dict[str, Any] = {"model": rep.model, "layers": info["n_fitted"],
                                "weights": info["n_weights"], "winner (BIC)":
                                family_label(info["winner_bic"]) if info["winner_bic"] else ""}
@@ -81,7 +82,7 @@ def compare_display(reports: Sequence[ReportData]) -> pd.DataFrame:
     families = _families(reports)
     rows = []
     for rep in reports:
-        info, _ = rep.summary()
+        info = rep.summary().info
         row: dict[str, Any] = {"model": rep.model, "layers": info["n_fitted"],
                                "weights": f"{info['n_weights']:,}"}
         for fam in families:
@@ -110,7 +111,7 @@ def compare_figure(reports: Sequence[ReportData]) -> Figure:
         for fam in families:
             vals = []
             for rep in reports:
-                info, _ = rep.summary()
+                info = rep.summary().info
                 c = info["by_criterion"]["bic"].get(fam, {"layers": 0, "weight_share": 0.0})
                 n = max(info["n_fitted"], 1)
                 vals.append(c["layers"] / n if key == "layers" else c["weight_share"])
@@ -164,7 +165,7 @@ def compare_markdown(reports: Sequence[ReportData], frame: pd.DataFrame) -> str:
     """summary.md of a comparison."""
     # Model names of one spec's groups come from layer names (file content): escaped.
     lines = ["# weightstats comparison: " + " vs ".join(markdown(r.model) for r in reports), ""]
-    lines += [f"- **{markdown(r.model)}**: {markdown(r.summary()[1])}" for r in reports]
+    lines += [f"- **{markdown(r.model)}**: {markdown(r.summary().text)}" for r in reports]
     lines += ["", "Best family by BIC: layers won (share of weights).", "",
               markdown_table(compare_display(reports)), "## Notes", ""]
     lines += [f"- {n}" for n in notes(_families(reports))]
@@ -200,7 +201,7 @@ def save_compare(reports: Sequence[ReportData], directory: str | os.PathLike[str
                 sections.append(("Figure", f'<figure><img alt="compare" '
                                            f'src="data:image/png;base64,{b64}"></figure>'))
             sections.append(("Summaries", "<ul>" + "".join(
-                f"<li><b>{html_text(r.model)}</b>: {html_text(r.summary()[1])}</li>"
+                f"<li><b>{html_text(r.model)}</b>: {html_text(r.summary().text)}</li>"
                 for r in reports) + "</ul>"))
             title = "weightstats: " + " vs ".join(r.model for r in reports)
             (tmp / "report.html").write_text(page(title, sections))

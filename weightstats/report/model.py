@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from weightstats.fitting.families import DEFAULT_FAMILIES
+from weightstats.fitting.flags import FLAG_CODES, flag_codes
 from weightstats.fitting.heterogeneity import describe_where
-from weightstats.fitting.result import COMPARISON_COLUMNS, FRAME_COLUMNS
+from weightstats.fitting.result import COMPARISON_COLUMNS, FRAME_COLUMNS, shown_row
 from weightstats.report.layer import LayerResult
-from weightstats.report.summary import build_summary
+from weightstats.report.summary import Summary, build_summary
 from weightstats.report.text import shape_names, shaped
 
 DESCRIPTIVE_COLUMNS = (
@@ -33,7 +34,8 @@ LAYER_COLUMNS = ("layer", "kind", "group", "tensor_shape", "dtype", "path", "dep
 
 
 def _clean(value: Any) -> Any:
-    """Convert numpy/pandas scalars and containers to JSON-safe Python values (NaN -> None)."""
+    """Convert numpy/pandas scalars and containers to JSON-safe Python values (NaN -> None,
+    an infinite float -> "inf" / "-inf")."""
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -46,6 +48,8 @@ def _clean(value: Any) -> Any:
         return int(value)
     if isinstance(value, (float, np.floating)):
         f = float(value)
+        if math.isinf(f):
+            return "inf" if f > 0 else "-inf"
         return f if math.isfinite(f) else None
     if value is None or isinstance(value, str):
         return value
@@ -54,13 +58,12 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def _flags_str(value: Any) -> str:
-    """Flags may be a list/tuple or a string; CSV wants one string."""
+def _flags_str(value: Any, note: Any = "") -> str:
+    """A row's flags as short codes, ``";"``-joined (``df_at_cap;null_table_edge``): the full
+    sentences stay in report.json, the codes' meanings in ``FLAG_CODES``."""
     if isinstance(value, (list, tuple, set, np.ndarray)):
-        return ";".join(str(v) for v in value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+        value = "; ".join(str(v) for v in value)
+    return flag_codes(value, note)
 
 
 # An absolute path (POSIX, ``~``, or a Windows drive) inside free text. Folder names may hold
@@ -145,7 +148,6 @@ class ReportData:
     families: tuple[str, ...] = DEFAULT_FAMILIES
     options: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    _table: pd.DataFrame | None = field(default=None, init=False, repr=False)
     _memo: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def _cached(self, key: str, build: Any) -> Any:
@@ -171,12 +173,13 @@ class ReportData:
                 return lr
         raise KeyError(f"no layer {name!r}; layers: {', '.join(lr.name for lr in self.layers[:8])}...")
 
-    @property
     def table(self) -> pd.DataFrame:
-        """Tidy table (layers.csv): one row per layer x family."""
-        if self._table is None:
-            self._table = self._build_table()
-        return self._table.copy()
+        """Tidy table (layers.csv): one row per layer x family.
+
+        A first shape at its cap (a Student-t df run to the Gaussian limit) is ``inf``, with the
+        ``df_at_cap`` flag; ``flags`` are short codes (``weightstats.fitting.flags.FLAG_CODES``).
+        """
+        return self._cached("table", self._build_table).copy()
 
     def _build_table(self) -> pd.DataFrame:
         # One frame from plain records: a DataFrame per layer took minutes for 10,000 layers.
@@ -190,9 +193,10 @@ class ReportData:
             desc = dict(lr.fit.descriptives or {})
             desc["n_nonfinite"] = lr.fit.n_nonfinite
             tail = {key: desc.get(key, np.nan) for key in DESCRIPTIVE_COLUMNS}
-            for row in lr.fit.rows or []:
+            for raw in lr.fit.rows or []:
+                row = shown_row(raw)
                 rec = {**meta, **{c: row.get(c) for c in FRAME_COLUMNS}, **tail}
-                rec["flags"] = _flags_str(rec["flags"])
+                rec["flags"] = _flags_str(rec["flags"], row.get("note"))
                 records.append(rec)
             if not lr.fit.rows:
                 # A layer that could not be fitted still gets its rows, so every layer shows up.
@@ -203,7 +207,8 @@ class ReportData:
         return pd.DataFrame.from_records(records, columns=columns)
 
     def wide(self) -> pd.DataFrame:
-        """One row per layer: verdicts, shape parameters, KS D of each family, kurtosis."""
+        """One row per layer (layers_wide.csv): verdicts, shape parameters, KS D of each
+        family, kurtosis; a shape at its cap is ``inf``."""
         return self._cached("wide", self._build_wide).copy()
 
     def _build_wide(self) -> pd.DataFrame:
@@ -268,27 +273,23 @@ class ReportData:
                                                            *COMPARISON_COLUMNS])
 
     # ------------------------------------------------------------------ summary
-    def summary(self) -> tuple[dict[str, Any], str]:
-        """Count best families per criterion, by layers and by share of weights.
+    def summary(self) -> Summary:
+        """The answer: best families per criterion, by layers and by share of weights.
 
         Returns
         -------
-        info : dict
-            ``{"criterion": "bic", "n_layers", "n_fitted", "n_weights", "by_criterion":
-            {"bic": {family: {"layers", "weights", "weight_share"}}, "aic": ...},
-            "groups": {group: {...same for bic...}}, "not_fitted": {status: count},
-            "medians": {...}, "sentence": str, "aic_sentence": str}``.
-        sentence : str
-            One sentence answering the question, by BIC (consistent for nested families).
+        Summary
+            ``.text`` (also ``str()``): one sentence answering the question, by BIC (consistent
+            for nested families); ``.table``: one row per family, layers won and share of
+            weights by BIC and AIC; ``.info``: everything, as report.json's "summary" holds it.
         """
-        info = copy.deepcopy(self._cached("summary", lambda: build_summary(
-            self.model, self.layers, tuple(self.families), self.wide())))
-        return info, info["sentence"]
+        return Summary(copy.deepcopy(self._cached("summary", lambda: build_summary(
+            self.model, self.layers, tuple(self.families), self.wide()))))
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-safe and deterministic (no timestamps, no absolute paths)."""
-        info, _ = self.summary()
+        info = self.summary().info
         layers = []
         for lr in self.layers:
             entry = _clean({"name": lr.name, "kind": lr.kind, "group": lr.group,
@@ -305,6 +306,7 @@ class ReportData:
             "families": list(self.families),
             "options": self.options,
             "summary": info,
+            "flag_codes": FLAG_CODES,
         })
         out["layers"] = layers
         return out
@@ -315,7 +317,7 @@ def _rows_by_family(fit: Any) -> dict[str, dict[str, Any]]:
     if fit.status != "ok":
         return {}
     return {row["family"]: {c: row.get(c) for c in (*FRAME_COLUMNS, "params")}
-            for row in fit.rows}
+            for row in map(shown_row, fit.rows)}
 
 
 def _shape_cells(family: str, row: dict[str, Any]) -> dict[str, Any]:

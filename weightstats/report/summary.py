@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -158,8 +160,81 @@ def sentence(counts: dict[str, Any], families: tuple[str, ...], n_layers: int,
 
 
 def _median(values: list[float]) -> float | None:
-    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    """Median of the values that are not missing; a shape at its cap (inf) counts, as the
+    largest value it is."""
+    arr = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=float)
     return float(np.median(arr)) if arr.size else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The answer of a report: ``str(summary)`` / ``.text`` is the sentence (by BIC), ``.table``
+    the per-family counts, ``.info`` everything (the "summary" of report.json).
+
+    Attributes
+    ----------
+    info : dict
+        ``{"criterion": "bic", "n_layers", "n_fitted", "n_weights", "by_criterion":
+        {"bic": {family: {"layers", "weights", "weight_share"}}, "aic": ...}, "winner_bic",
+        "groups", "not_fitted", "atoms", "no_family_fits", "medians", "sentence",
+        "aic_sentence", "aic_caveat", "notes"}``; a copy, free to change.
+    """
+
+    info: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        """One sentence answering the question, by BIC (consistent for nested families)."""
+        return self.info["sentence"]
+
+    @property
+    def aic_text(self) -> str:
+        """The same sentence by AIC (see ``info["aic_caveat"]``)."""
+        return self.info["aic_sentence"]
+
+    @property
+    def winner(self) -> str | None:
+        """The family that fits best (BIC) in the most layers; None when none was fitted."""
+        return self.info.get("winner_bic")
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.info["n_layers"])
+
+    @property
+    def n_fitted(self) -> int:
+        return int(self.info["n_fitted"])
+
+    @property
+    def n_weights(self) -> int:
+        return int(self.info["n_weights"])
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per family: layers won and share of the fitted weights, by BIC and by AIC."""
+        by = self.info["by_criterion"]
+        return pd.DataFrame(
+            [{"family": fam, "label": family_label(fam),
+              **{f"{what}_{key}": by[key][fam][what] for key in ("bic", "aic")
+                 for what in ("layers", "weights", "weight_share")}}
+             for fam in by["bic"]],
+            columns=["family", "label", "layers_bic", "weights_bic", "weight_share_bic",
+                     "layers_aic", "weights_aic", "weight_share_aic"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep copy of :attr:`info`."""
+        return copy.deepcopy(self.info)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Summary({self.text!r})"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<p><b>{escape(self.text)}</b></p>" + self.table.to_html(index=False)
 
 
 def build_summary(model: str, layers: Sequence[LayerResult], families: tuple[str, ...],

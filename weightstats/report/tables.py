@@ -129,7 +129,8 @@ def no_fit_lines(info: dict[str, Any]) -> list[str]:
 
 def summary_markdown(report: ReportData) -> str:
     """summary.md: the answer, AIC counts with their caveat, groups, options and notes."""
-    info, answer = report.summary()
+    summary = report.summary()
+    info, answer = summary.info, summary.text
     lines = [f"# weightstats: {markdown(report.model)}", "", f"**{markdown(answer)}**", ""]
     if report.description:
         lines += [f"Model: {markdown(scrub_paths(report.description))} "
@@ -176,7 +177,7 @@ def summary_markdown(report: ReportData) -> str:
 
 def layers_markdown(report: ReportData) -> str:
     """layers.md: the wide table, readable, then the fits described in words (mixtures)."""
-    _, answer = report.summary()
+    answer = report.summary().text
     text = (f"# {markdown(report.model)}: per-layer fits\n\n{markdown(answer)}\n\n"
             f"ΔAIC is to the runner-up; {AIC_NOTE_SHORT}, BIC is consistent. "
             "KS D is the Kolmogorov-Smirnov distance "

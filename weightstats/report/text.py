@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from weightstats.errors import OptionError
@@ -199,26 +200,72 @@ def pct(share: float) -> str:
 
 # ---------------------------------------------------------------------------------- formats
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """GitHub-flavoured Markdown table (no tabulate dependency)."""
-    cols = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        # Text cells (layer names come from the weights file) are escaped; numbers need not be.
-        cells = [markdown(v) if isinstance(v, str) else fmt(v, digits) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """GitHub-flavoured Markdown table (``DataFrame.to_markdown``, i.e. tabulate).
+
+    Cells are formatted here, not by tabulate: text (layer names come from the weights file) is
+    escaped, numbers get :func:`fmt`'s ``digits`` significant digits, and tabulate's own number
+    parsing is off so that a cell such as ``1e-05`` is printed as written.
+    """
+    cells = pd.DataFrame(
+        [[markdown(v) if isinstance(v, str) else fmt(v, digits) for v in row]
+         for row in frame.itertuples(index=False)],
+        columns=[markdown(str(c)) for c in frame.columns],
+    )
+    return cells.to_markdown(index=False, tablefmt="github", disable_numparse=True) + "\n"
+
+
+# Every float in the CSV and JSON files is written with this many significant digits, so that the
+# same command gives the same bytes on any machine: the last bits of a fit differ between CPUs and
+# BLAS/libm builds far below this precision. Stated in README ("Output files").
+SIGNIFICANT_DIGITS = 10
+FLOAT_FORMAT = f"%.{SIGNIFICANT_DIGITS}g"
+
+
+def fixed(value: float) -> float:
+    """``value`` rounded to :data:`SIGNIFICANT_DIGITS` significant digits (non-finite unchanged)."""
+    return float(FLOAT_FORMAT % value) if math.isfinite(value) else value
+
+
+def _csv_value(value: Any) -> Any:
+    """A cell of a text column: floats at the fixed precision, text made safe for spreadsheets."""
+    if isinstance(value, str):
+        return csv_cell(value)
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else FLOAT_FORMAT % value
+    return value
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:
-    """CSV with floats in repr precision (round-trippable, deterministic); text fields pass
-    through :func:`weightstats.text.csv_cell` (no control characters, no formula cells)."""
+    """CSV with every float at :data:`SIGNIFICANT_DIGITS` significant digits (``inf`` for an
+    infinite value, an empty cell for a missing one); text fields pass through
+    :func:`weightstats.text.csv_cell` (no control characters, no formula cells)."""
     frame = frame.copy()
     for col in frame.columns:
         if not pd.api.types.is_numeric_dtype(frame[col]):
-            frame[col] = [csv_cell(v) if isinstance(v, str) else v for v in frame[col]]
-    return frame.to_csv(index=False, lineterminator="\n", float_format=None)
+            frame[col] = [_csv_value(v) for v in frame[col]]
+    return frame.to_csv(index=False, lineterminator="\n", float_format=FLOAT_FORMAT)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON data with every float at :data:`SIGNIFICANT_DIGITS` significant digits; an
+    infinite float becomes the string ``"inf"`` (``"-inf"``), a NaN ``null``."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return fixed(value)
+    return value
 
 
 def to_json_text(data: Any) -> str:
-    """Sorted keys, no NaN (already cleaned), trailing newline: byte-identical for equal data."""
-    return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    """Sorted keys, floats at the fixed precision (:func:`json_safe`), trailing newline:
+    byte-identical for equal data on any machine."""
+    return json.dumps(json_safe(data), sort_keys=True, indent=1, ensure_ascii=False,
+                      allow_nan=False) + "\n"

@@ -42,7 +42,8 @@ def write_report(
             path.write_bytes(data)
 
         if "csv" in fmts:
-            put("layers.csv", to_csv_text(report.table).encode())
+            put("layers.csv", to_csv_text(report.table()).encode())
+            put("layers_wide.csv", to_csv_text(report.wide()).encode())
             put("comparisons.csv", to_csv_text(report.comparisons()).encode())
         if "md" in fmts:
             put("layers.md", layers_markdown(report).encode())

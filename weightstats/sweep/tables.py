@@ -76,8 +76,9 @@ def model_record(report: Any, spec: str, n_params: int, model_dtype: str) -> dic
     head = {"model": report.model, "spec": safe_spec(spec),
             "source": scrub_paths(report.description), "model_params": int(n_params),
             "model_dtype": model_dtype}
-    layers = [{**head, **plain(row)} for row in report.table.to_dict("records")]
-    info, sentence = report.summary()
+    layers = [{**head, **plain(row)} for row in report.table().to_dict("records")]
+    summary = report.summary()
+    info, sentence = summary.info, summary.text
     row: dict[str, Any] = {**head, "families": ",".join(report.families),
                            "n_layers": info["n_layers"], "n_fitted": info["n_fitted"],
                            "weights_fitted": info["n_weights"],
