@@ -25,6 +25,9 @@ _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
 _NODES = 32  # Chebyshev nodes for the far values' smooth contribution
 _FAR_SAMPLE = 32768  # far values beyond this are represented by evenly strided order statistics
 _BLOCK = 1 << 21  # values per block of candidates x data (16 MB of float64)
+_GROUP = 128  # candidates per block whose near values are summed exactly (``_near_costs``)
+_GROUP_REACH = 2.0
+_GROUP_NODES = 24
 
 
 def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
@@ -38,6 +41,36 @@ def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
             cost[i:i + per_block] = (np.abs(values[None, :] - c) ** beta).sum(axis=1)
         else:
             cost[i:i + per_block] = np.einsum("ij,j->i", np.abs(values[None, :] - c) ** beta, w)
+    return cost
+
+
+def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
+                w: np.ndarray | None = None) -> np.ndarray:
+    """``_exact_costs`` for many sorted candidates amid sorted values, to rounding: for each block
+    of ``_GROUP`` candidates the values within ``_GROUP_REACH`` half-widths of the block are summed
+    exactly, the others through a Chebyshev interpolant on the block (``_GROUP_NODES`` nodes:
+    the nearest singularity 3 half-widths from the centre, error 5.8^-24 = 5e-19 relative)."""
+    if cand.size <= 2 * _GROUP:
+        return _exact_costs(values, cand, beta, w)
+    cost = np.empty(cand.size)
+    t = np.cos(np.pi * (np.arange(_GROUP_NODES) + 0.5) / _GROUP_NODES)
+    for i in range(0, cand.size, _GROUP):
+        block = cand[i:i + _GROUP]
+        a, b = float(block[0]), float(block[-1])
+        half = 0.5 * (b - a)
+        lo = int(np.searchsorted(values, a - _GROUP_REACH * half, "left"))
+        hi = int(np.searchsorted(values, b + _GROUP_REACH * half, "right"))
+        if not half > 0 or hi - lo > values.size // 2:  # ties, or too few values outside
+            cost[i:i + _GROUP] = _exact_costs(values, block, beta, w)
+            continue
+        cost[i:i + _GROUP] = _exact_costs(values[lo:hi], block, beta,
+                                          None if w is None else w[lo:hi])
+        rest = np.concatenate([values[:lo], values[hi:]])
+        rest_w = None if w is None else np.concatenate([w[:lo], w[hi:]])
+        nodes = 0.5 * (a + b) + half * t
+        at_nodes = _exact_costs(rest, nodes, beta, rest_w)
+        coef = np.polynomial.chebyshev.chebfit(t, at_nodes, _GROUP_NODES - 1)
+        cost[i:i + _GROUP] += np.polynomial.chebyshev.chebval((block - 0.5 * (a + b)) / half, coef)
     return cost
 
 
@@ -92,7 +125,7 @@ def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | Non
         return float(cand[int(np.argmin(_exact_costs(x, cand, beta)))])
     near_lo = int(np.searchsorted(x, cand[0] - 0.5 * width, "left"))
     near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
-    cost = _exact_costs(x[near_lo:near_hi], cand, beta)
+    cost = _near_costs(x[near_lo:near_hi], cand, beta)
     if near_lo > 0 or near_hi < n:
         cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta)
     return float(cand[int(np.argmin(cost))])
@@ -115,7 +148,7 @@ def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float)
         return float(cand[int(np.argmin(_exact_costs(x, cand, beta, w)))])
     near_lo = int(np.searchsorted(x, cand[0] - 0.5 * width, "left"))
     near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
-    cost = _exact_costs(x[near_lo:near_hi], cand, beta, w[near_lo:near_hi])
+    cost = _near_costs(x[near_lo:near_hi], cand, beta, w[near_lo:near_hi])
     if near_lo > 0 or near_hi < x.size:
         cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta,
                            np.concatenate([w[:near_lo], w[near_hi:]]))
