@@ -8,13 +8,19 @@ on :func:`weightstats.fitting.runner.fit_layers`; progress reaches the caller th
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from weightstats.errors import OptionError, WeightstatsError
 from weightstats.layers import DEFAULT_KINDS
 from weightstats.report.model_report import LayerResult, ModelReport, source_identity
+
+if TYPE_CHECKING:  # pragma: no cover - typing only: torch loads only when a model needs it
+    import torch
+
+    from weightstats.sources.base import ModelSource
 
 OnLayer = Callable[[int, int, str], None]
 
@@ -40,7 +46,7 @@ def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
 
 
 def fit_model(
-    spec_or_module: Any,
+    spec_or_module: str | os.PathLike[str] | torch.nn.Module | Mapping[str, Any] | ModelSource,
     *,
     families: str | Sequence[str] | None = None,
     kinds: str | Sequence[str] = DEFAULT_KINDS,
@@ -197,7 +203,7 @@ class _WithGrid:
 
 
 def compare_models(
-    specs: Sequence[Any],
+    specs: Sequence[str | os.PathLike[str] | torch.nn.Module | Mapping[str, Any] | ModelSource],
     *,
     families: str | Sequence[str] | None = None,
     kinds: str | Sequence[str] = DEFAULT_KINDS,

@@ -10,7 +10,7 @@ point), and reuse the tables for every tensor:
 * tables for the sizes in ``LADDER`` at ``DEFAULT_REPLICATES`` replicates ship with the package
   (``weightstats/data/ks_null.npz``), made by ``python -m weightstats.fitting.nulltables``;
 * any other size or replicate count is simulated on first use and cached under ``$WEIGHTSTATS_CACHE``
-  (default ``~/.cache/weightstats``).
+  (default: the user cache folder from platformdirs, ``$XDG_CACHE_HOME/weightstats`` on Linux).
 
 A p-value read off a table of B replicates is (1 + #{T* >= t}) / (B + 1); its Monte Carlo standard
 error, sqrt(B p (1 - p)) / (B + 1), is reported beside it (at B = 10,000 it is at most 0.005, and 0.0022
@@ -146,9 +146,19 @@ def decode(planes: np.ndarray, statistic: str) -> np.ndarray:
     return np.cumsum(diffs) * _STEP[statistic]
 
 
+def cache_root() -> Path:
+    """weightstats' cache: ``$WEIGHTSTATS_CACHE`` if set, else the platform's user cache folder
+    (platformdirs: ``$XDG_CACHE_HOME/weightstats``, by default ``~/.cache/weightstats`` on Linux,
+    ``~/Library/Caches/weightstats`` on macOS, ``%LOCALAPPDATA%\\weightstats\\Cache`` on Windows)."""
+    if os.environ.get("WEIGHTSTATS_CACHE"):
+        return Path(os.environ["WEIGHTSTATS_CACHE"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("weightstats", appauthor=False))
+
+
 def _cache_dir() -> Path:
-    root = Path(os.environ.get("WEIGHTSTATS_CACHE", Path.home() / ".cache" / "weightstats"))
-    return root / f"ks-null-v{NULL_TABLE_VERSION}"
+    return cache_root() / f"ks-null-v{NULL_TABLE_VERSION}"
 
 
 @lru_cache(maxsize=1)

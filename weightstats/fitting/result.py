@@ -193,7 +193,8 @@ class TensorFit:
                 # the density needs the finite value the fit ran to.
                 if fam.shape_name and params.get(fam.shape_name) == math.inf:
                     params[fam.shape_name] = _cap(name)
-                return params
+                # In the family's order (frozen() passes them by position; report.json sorts keys).
+                return {k: params[k] for k in fam.param_names if k in params}
         raise KeyError(f"family {family!r} was not fitted")
 
     def frozen(self, family: str):
@@ -276,7 +277,7 @@ class TensorFit:
         if not self.ok or not self.rows:
             return self.headline()
         with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 100):
-            return f"{self.headline()}\n{self.overview().to_string()}"
+            return f"{self.headline()}\n{self.overview().reset_index().to_string(index=False)}"
 
     def _repr_html_(self) -> str:
         from html import escape
