@@ -178,3 +178,21 @@ def test_a_replaced_weights_file_gets_a_new_run_key(tmp_path: Path) -> None:
     second = plan_items([str(path)], ["m"], {}, "1", [file_stamp(resolve(str(path)))])[0]
     assert first.key != second.key
     assert file_stamp(resolve("digits-vae")) == ""
+
+
+def test_parquet_bytes_do_not_depend_on_the_order_models_finish() -> None:
+    from weightstats.sweep.tables import parquet_bytes
+
+    recs = [_record("b", 0.25), _record("a", float("inf")), _record("c", float("nan"))]
+    one = parquet_bytes(layers_frame(recs))
+    assert one == parquet_bytes(layers_frame(recs[::-1]))
+    back = pd.read_parquet(__import__("io").BytesIO(one))
+    assert list(back["model"]) == ["a", "b", "c"] and math.isinf(back["ks_stat"].iloc[0])
+
+
+def test_a_foreign_zoo_folder_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "notes.txt").write_text("mine")
+    with pytest.raises(WeightstatsError, match="not a weightstats report"):
+        _checked(["digits-vae"], out=tmp_path)
+    assert (tmp_path / "zoo" / "notes.txt").read_text() == "mine"

@@ -59,9 +59,13 @@ def check_sweep_options(specs: Any, *, from_file: Any = None, fit_options: dict[
     if from_file is not None:
         given += read_spec_file(from_file)
     if out is not None:
-        from weightstats.report.atomic import check_parent_folder
+        from pathlib import Path
+
+        from weightstats.report.atomic import check_parent_folder, check_target
+        from weightstats.sweep.plan import ZOO
 
         check_parent_folder(out)
+        check_target(Path(out) / ZOO)  # a foreign zoo/ folder is refused now, not at the end
     return expand_all(given), opt, fmts, split
 
 

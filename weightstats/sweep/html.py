@@ -109,9 +109,10 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render(frames: dict[str, pd.DataFrame], options: dict[str, Any], *, plots: bool = True) -> str:
+def render_page(frames: dict[str, pd.DataFrame], options: dict[str, Any], *,
+                plots: bool = True) -> str:
     """The page: overview table, figures, answers, failures."""
-    from weightstats.sweep.tables import overview
+    from weightstats.sweep.tables import options_text, overview
 
     models, failures = frames["models"], frames["failures"]
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -121,8 +122,7 @@ def render(frames: dict[str, pd.DataFrame], options: dict[str, Any], *, plots: b
              "img{max-width:100%}</style></head><body>",
              "<h1>weightstats sweep</h1>",
              f"<p>{len(models)} models fitted, {len(failures)} failed. Options: "
-             + html_text(", ".join(f"{k}={v}" for k, v in sorted(options.items())
-                                   if k != "jobs")) + "</p>"]
+             + html_text(options_text(options)) + "</p>"]
     if len(models):
         parts += ["<h2>Models</h2>", _table(overview(models))]
     if plots:

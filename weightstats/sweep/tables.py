@@ -182,3 +182,11 @@ def sweep_families(models: pd.DataFrame) -> list[str]:
     for text in models.get("families", pd.Series(dtype=str)).tolist():
         out.update(dict.fromkeys(str(text).split(",")))
     return [f for f in out if f]
+
+
+def options_text(options: dict[str, Any]) -> str:
+    """``families=normal,laplace,t,gennorm, kinds=conv,linear, ...`` (jobs left out)."""
+    def show(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+    return "; ".join(f"{k}={show(v)}" for k, v in sorted(options.items()) if k != "jobs")

@@ -13,6 +13,7 @@ from weightstats.sweep.tables import (
     failures_frame,
     layers_frame,
     models_frame,
+    options_text,
     overview,
     parquet_bytes,
 )
@@ -35,8 +36,7 @@ def summary_markdown(frames: dict[str, pd.DataFrame], options: dict[str, Any],
     models, failures = frames["models"], frames["failures"]
     lines = ["# weightstats sweep", "",
              f"{len(models)} models fitted, {len(failures)} failed.", ""]
-    opts = ", ".join(f"{k}={v}" for k, v in sorted(options.items()) if k != "jobs")
-    lines += [f"Options: {markdown(opts)}", ""]
+    lines += [f"Options: {markdown(options_text(options))}", ""]
     if len(models):
         lines += ["## Models", "", _md_table(overview(models)), ""]
         lines += ["## Answers (best family by BIC)", ""]
@@ -86,7 +86,7 @@ def write_zoo(out: str | Path, records: Sequence[dict[str, Any]],
         "models.csv": to_csv_text(frames["models"]).encode(),
         "failures.csv": to_csv_text(frames["failures"]).encode(),
         "summary.md": summary_markdown(frames, options, skipped).encode(),
-        "report.html": html.render(frames, options, plots=plots).encode(),
+        "report.html": html.render_page(frames, options, plots=plots).encode(),
     }
     target = Path(out) / ZOO
     with atomic_directory(target) as tmp:
