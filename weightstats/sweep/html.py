@@ -44,15 +44,19 @@ def share_figure(models: pd.DataFrame, families: list[str]) -> Any:
 
 
 def shape_by_depth_figure(layers: pd.DataFrame, fam: str) -> Any:
-    """One family's shape parameter by relative depth (0 = first layer), one colour per model."""
-    from weightstats.report.figures import new_figure
-    from weightstats.report.text import shape_axis_label, shape_display
+    """One family's shape parameter by relative depth (0 = first layer), one colour per model;
+    values past the display's cap drawn at the cap as open markers, the display's reference
+    values (β = 2: Gaussian ...) as dashed lines."""
+    from weightstats.report.figures import draw_references, log_y, new_figure
+    from weightstats.report.text import beyond_label, shape_axis_label, shape_display
 
     display = shape_display(fam)
+    cap = display.shown_up_to if display is not None else math.inf
     rows = layers[(layers["family"] == fam) & (layers["status"] == "ok")]
     fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
     cmap = _colors(rows["model"].nunique())
+    beyond_drawn = False
     for i, (model, part) in enumerate(rows.groupby("model", sort=True)):
         if i >= MAX_MODELS_SHOWN:
             break
@@ -60,18 +64,21 @@ def shape_by_depth_figure(layers: pd.DataFrame, fam: str) -> Any:
         span = depth.max() - depth.min()
         rel = (depth - depth.min()) / span if span > 0 else np.zeros_like(depth)
         value = part["shape"].astype(float).to_numpy()
-        cap = display.shown_up_to if display is not None else math.inf
         ax.plot(rel, np.minimum(value, cap), marker="o", ms=3, lw=0.8, color=cmap[i],
                 label=str(model))
-    if display is not None and display.log_axis:
-        ax.set_yscale("log")
+        beyond = value > cap
+        if beyond.any():
+            ax.plot(rel[beyond], np.full(beyond.sum(), cap), "o", ms=6, mfc="none",
+                    color="#555555", label=None if beyond_drawn else beyond_label(fam))
+            beyond_drawn = True
+    if display is not None:
+        if display.log_axis:
+            log_y(ax)
+        draw_references(ax, fam, display.references)
     ax.set_xlabel("relative depth (first to last fitted layer)")
     ax.set_ylabel(shape_axis_label(fam))
-    title = display.title if display is not None else fam
-    ax.set_title(f"{title}, by model and depth" + (f" (values above {display.shown_up_to:g} "
-                                                  f"drawn at it: {display.beyond})"
-                                                  if display is not None and display.beyond
-                                                  else ""), fontsize=9)
+    title = display.title if display is not None and display.title else shape_axis_label(fam)
+    ax.set_title(f"{title}: by model and depth", fontsize=10)
     if len(rows):
         ax.legend(fontsize=7, ncol=2, frameon=False, loc="best")
     return fig
