@@ -143,6 +143,19 @@ def test_flag_code(sentence: str, code: str) -> None:
     assert flag_code(sentence) == code and code in FLAG_CODES
 
 
+def test_every_family_bound_flag_has_a_documented_code() -> None:
+    from weightstats.fitting.families import FAMILIES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [c for c in FLAG_CODES if f"`{c}`" not in readme] == []  # the README's legend
+    for fam in FAMILIES.values():
+        if not fam.shape_names:
+            continue
+        for shape in (0.0, 0.5, 1.0, 1e12):
+            code = flag_code(fam.bound_flag(shape))
+            assert code in FLAG_CODES and code != "note" and f"`{code}`" in readme, (fam.name, code)
+
+
 def test_flag_codes_keep_order_and_take_the_fit_note_whole() -> None:
     note = "53% still at its uniform initialization; the rest Student-t df 19"
     flags = f"uniform_share_one: every value; {note}; null table at df=6 (fit outside)"

@@ -15,7 +15,12 @@ import re
 # What each code means (README "Output files" and report.json's "flag_codes" show this legend).
 FLAG_CODES: dict[str, str] = {
     "df_at_cap": "the Student-t df ran to its cap (the Gaussian limit); stored as inf",
+    "df_at_bound": "the Student-t df stopped at the lower edge of its range",
     "beta_at_bound": "the generalized normal beta stopped at the edge of its range",
+    "gsm_component_at_floor": "a Gaussian scale mixture component's scale stopped at its floor "
+                              "(a near point mass)",
+    "uniform_share_zero": "uniform + Student-t: no uniform part, the mixture is the Student-t",
+    "uniform_share_one": "uniform + Student-t: every value sits in the uniform part",
     "not_converged": "the optimizer stopped short of a maximum",
     "shape_ci_unbounded": "the likelihood is nearly flat in the shape: the interval's upper end is inf",
     "shape_ci_sandwich": "no family fits: the shape interval is the robust (sandwich) one",
