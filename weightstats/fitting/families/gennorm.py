@@ -383,6 +383,8 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
             new_loc = _loc_golden(x, beta, loc - half, loc + half,
                                   rel_tol=min(0.1, 5e-8 * spread / half), w=w, local=local)
             new_loc = _snap_to_data(x, beta, new_loc, w, local)
+            if new_loc[0] == loc[0]:  # beta is already Newton's at this loc
+                break
         new = _beta_newton(x, new_loc, beta, w=w)
         gain = new[2][0] - ll[0]
         if gain < 0:

@@ -164,6 +164,8 @@ def global_cusp_fit(x: np.ndarray, loc: float, beta: float, ll: float, beta_newt
     best = None
     for _ in range(max_rounds):
         new_loc = best_data_loc(x, beta, loc, w)
+        if new_loc == loc:  # beta is already Newton's at this loc: no gain past the bar below
+            break
         b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]), w=w)
         if not new_ll[0] > ll * (1 + 1e-14 * np.sign(ll)) + 1e-12:
             break
