@@ -134,7 +134,7 @@ def test_compare_two_specs(model_file: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "tiny-2" in result.output
     assert {"models.csv", "layers.csv", "summary.md", "report.json", "report.html",
-            "compare.png", ".weightstats-report"} == set(os.listdir(out))
+            "compare.png", "paired_layers.png", ".weightstats-report"} == set(os.listdir(out))
 
 
 def test_compare_one_spec_uses_groups(model_file: Path, tmp_path: Path) -> None:

@@ -88,10 +88,88 @@ def test_report_is_self_contained(report_html: Path) -> None:
     from PIL import Image
 
     html = report_html.read_text()
-    assert "<script" not in html
-    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing loaded from elsewhere
+    assert "<script src" not in html  # the page's own inline script only
+    assert not re.search(r'(src|href)="(?!data:|#)', html)  # nothing loaded from elsewhere
     assert "<style>" in html
     for b64 in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html):
         img = Image.open(io.BytesIO(base64.b64decode(b64)))
         img.load()
         assert img.size[0] > 100 and img.size[1] > 100
+
+
+def run_in_page(page: Path, script: str, tmp_path: Path, width: int = 1200) -> str:
+    """The value of ``script`` (a function body) run on ``page`` shown in a ``width`` px wide
+    frame (headless Chromium's window is at least 500 px wide; a frame can be narrower), after
+    the page's own script has set up its tables; returned through the host's data-result."""
+    import html as _html
+
+    host = tmp_path / "host.html"
+    host.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe id="f" width="{width}" '
+        f'height="900" style="border:0" srcdoc="{_html.escape(page.read_text())}"></iframe>'
+        "<script>window.addEventListener('load', function () {"
+        "var window_ = document.getElementById('f').contentWindow;"
+        f"document.body.dataset.result = (function (window, document) {{ {script} }})"
+        "(window_, window_.document);});</script></body></html>")
+    proc = chromium(["--dump-dom", "--virtual-time-budget=10000", "--window-size=1280,1000",
+                     host.as_uri()], tmp_path / "profile")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = re.search(r'<body[^>]*data-result="([^"]*)"', proc.stdout)
+    assert found, proc.stdout[-2000:]
+    return found.group(1)
+
+
+def test_clicking_a_header_sorts_numbers_as_numbers(tmp_path: Path) -> None:
+    """Numbers sort by value (text order would give -5, 10, 100, 9), blanks after them, and a
+    second click reverses."""
+    import pandas as pd
+
+    from weightstats.report.html import page, table_html
+
+    frame = pd.DataFrame({"layer": ["a", "b", "c", "d", "e"],
+                          "x": [10.0, 9.0, float("nan"), -5.0, 100.0]})
+    doc = tmp_path / "sort.html"
+    doc.write_text(page("sort", [("t", table_html(frame, ("layer",), table_id="s"))]))
+    script = """
+      var table = document.getElementById("s"), th = table.tHead.rows[0].cells[1];
+      function order() { return Array.prototype.map.call(table.tBodies[0].rows,
+                                 function (r) { return r.cells[0].textContent; }).join(""); }
+      th.querySelector("button").click(); var up = order();
+      th.querySelector("button").click(); return up + "|" + order() + "|" +
+                                                 th.getAttribute("aria-sort");
+    """
+    assert run_in_page(doc, script, tmp_path) == "dbaec|ceabd|descending"
+
+
+def test_filter_box_hides_rows(report_html: Path, tmp_path: Path) -> None:
+    script = """
+      var input = document.querySelector('input[data-filter="layers"]');
+      input.value = "decoder fc";
+      input.dispatchEvent(new Event("input"));
+      return Array.prototype.filter.call(document.getElementById("layers").tBodies[0].rows,
+                                         function (r) { return !r.hidden; })
+                  .map(function (r) { return r.cells[0].textContent; }).join(" ");
+    """
+    assert run_in_page(report_html, script, tmp_path) == "decoder.fc.weight"
+
+
+def test_phone_width_scrolls_tables_and_keeps_figures_full_width(report_html: Path,
+                                                                 tmp_path: Path) -> None:
+    """At 420 px the page itself does not scroll sideways: wide tables scroll in their box,
+    figures take the full width, and no number cell wraps onto two lines."""
+    script = """
+      var wrap = document.getElementById("layers").parentNode;
+      var img = document.querySelector("figure img");
+      var cells = document.querySelectorAll("#layers td");
+      var tall = 0, h = cells[0].getBoundingClientRect().height;
+      cells.forEach(function (c) { if (c.getBoundingClientRect().height > 1.5 * h) tall++; });
+      return [document.documentElement.scrollWidth, window.innerWidth, wrap.scrollWidth,
+              wrap.clientWidth, Math.round(img.getBoundingClientRect().width),
+              document.body.clientWidth, tall].join(" ");
+    """
+    page_w, inner, table_w, box_w, img_w, body_w, tall = map(
+        int, run_in_page(report_html, script, tmp_path, width=420).split())
+    assert page_w <= inner  # nothing sticks out of the viewport
+    assert table_w > box_w  # the table scrolls inside its box
+    assert img_w >= body_w - 40  # figures full width (less the body's padding)
+    assert tall == 0  # no cell wrapped

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -15,8 +14,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from weightstats.report.atomic import atomic_directory
-from weightstats.report.figures import draw_references, log_y, new_figure, render
-from weightstats.report.html import page, table_html
+from weightstats.report.figures import (
+    MAX_NAMED_TICKS,
+    draw_references,
+    log_y,
+    new_figure,
+    render,
+    visible_short,
+)
+from weightstats.report.html import figure_html, page, table_html
 from weightstats.report.model import ReportData
 from weightstats.report.summary import notes
 from weightstats.report.tables import check_outputs
@@ -24,6 +30,7 @@ from weightstats.report.text import (
     displayed,
     family_color,
     family_label,
+    family_marker,
     fmt,
     fmt_shape,
     markdown_table,
@@ -118,9 +125,11 @@ def compare_figure(reports: Sequence[ReportData]) -> Figure:
             ax.bar(names, vals, bottom=bottom, color=family_color(fam), label=family_label(fam))
             bottom += np.asarray(vals)
         ax.set_ylim(0, 1)
+        ax.set_ylabel(title)
         ax.set_title(f"best family by BIC: {title}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    axes[0, 0].legend(fontsize=8)
+    # One legend for both bar panels, beside them rather than over the bars.
+    axes[0, 1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     panels = list(axes[1:].flat)
     for ax, fam in zip(panels, shapes, strict=False):
         _shape_panel(ax, reports, names, fam)
@@ -161,6 +170,58 @@ def _shape_panel(ax: Axes, reports: Sequence[ReportData], names: list[str], fam:
                  f"{cap:g}{meaning})", fontsize=10)
 
 
+def paired_layers(reports: Sequence[ReportData]) -> list[str]:
+    """The layers two reports share, in the first one's depth order (a trained model and its
+    untrained twin); empty unless exactly two reports share at least two fitted layers."""
+    if len(reports) != 2:
+        return []
+    first, second = (set(r.wide().loc[r.wide()["status"] == "ok", "layer"]) if len(r.wide())
+                     else set() for r in reports)
+    shared = [lr.name for lr in reports[0].layers if lr.name in first & second]
+    return shared if len(shared) >= 2 else []
+
+
+def paired_figure(reports: Sequence[ReportData]) -> Figure:
+    """Each shared layer's shapes and excess kurtosis in both models, joined by a line: where
+    training moved each layer (one panel per shaped family, values past the cap at the cap)."""
+    names = paired_layers(reports)
+    families = _families(reports)
+    columns = [(f, shape_column(f)) for f in displayed(families)] + [
+        (None, "excess_kurtosis")]
+    tables = [r.wide().set_index("layer").reindex(names) for r in reports]
+    width = min(max(10.0, 0.17 * min(len(names), MAX_NAMED_TICKS) + 3.0), 14.0)
+    fig = new_figure(width, 2.6 * len(columns) + (1.4 if len(names) <= MAX_NAMED_TICKS else 0.6))
+    axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
+    x = np.arange(len(names), dtype=float)
+    models = [visible(r.model) for r in reports]
+    for ax, (fam, col) in zip(axes, columns, strict=True):
+        display = shape_display(fam) if fam else None
+        cap = display.shown_up_to if display else np.inf
+        a, b = (np.minimum(t[col].to_numpy(dtype=float), cap) if col in t else
+                np.full(len(names), np.nan) for t in tables)
+        color = family_color(fam) if fam else "0.25"
+        ax.vlines(x, np.fmin(a, b), np.fmax(a, b), color="0.7", lw=1.2)
+        ax.plot(x, a, linestyle="none", marker=family_marker(fam) if fam else "o", ms=5,
+                color=color, label=models[0])
+        ax.plot(x, b, linestyle="none", marker=family_marker(fam) if fam else "o", ms=5,
+                mfc="white", color=color, label=models[1])
+        if display is not None:
+            if display.log_axis:
+                log_y(ax)
+            draw_references(ax, fam, display.references)
+            ax.set_ylabel(f"{family_label(fam)} {display.symbol}" + (" (log)" if display.log_axis
+                                                                      else ""))
+        else:
+            ax.axhline(0, color="0.5", lw=0.8, ls=":")
+            ax.set_ylabel("excess kurtosis")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if len(names) <= MAX_NAMED_TICKS:
+        axes[-1].set_xticks(x, [visible_short(n, 28) for n in names], rotation=90, fontsize=6)
+    axes[-1].set_xlabel(f"layer (in depth order, {len(names):,} shared layers)")
+    fig.suptitle(f"{models[0]} (filled) vs {models[1]} (open), layer by layer", fontsize=10)
+    return fig
+
+
 def compare_markdown(reports: Sequence[ReportData], frame: pd.DataFrame) -> str:
     """summary.md of a comparison."""
     # Model names of one spec's groups come from layer names (file content): escaped.
@@ -190,16 +251,33 @@ def save_compare(reports: Sequence[ReportData], directory: str | os.PathLike[str
             data = {"weightstats_compare": 1,
                     "models": [r.to_dict() for r in reports]}
             (tmp / "report.json").write_text(to_json_text(data))
-        png = render(compare_figure, reports) if plots and {"png", "html"} & set(fmts) else b""
+        drawing = plots and bool({"png", "html"} & set(fmts))
+        png = render(compare_figure, reports) if drawing else b""
+        paired = render(paired_figure, reports) if drawing and paired_layers(reports) else b""
         if png and "png" in fmts:
             (tmp / "compare.png").write_bytes(png)
+        if paired and "png" in fmts:
+            (tmp / "paired_layers.png").write_bytes(paired)
         if "html" in fmts:
             sections = [("Models (best family by BIC: layers won, share of weights)",
-                         table_html(compare_display(reports), text_cols=("model",)))]
+                         table_html(compare_display(reports), text_cols=("model",),
+                                    filterable=len(reports) > 8))]
+            figs = []
             if png:
-                b64 = base64.b64encode(png).decode("ascii")
-                sections.append(("Figure", f'<figure><img alt="compare" '
-                                           f'src="data:image/png;base64,{b64}"></figure>'))
+                figs.append(figure_html(
+                    "compare.png", png, "Share of layers and of weights won by each family (BIC) "
+                    "per model, and each shaped family's shape per layer by model.",
+                    "Stacked bars of the share of layers and of weights each family wins by BIC "
+                    "for " + ", ".join(r.model for r in reports) + ", and box plots of each "
+                    "model's per-layer shape parameters."))
+            if paired:
+                figs.append(figure_html(
+                    "paired_layers.png", paired, "Each layer of " + reports[0].model + " (filled) "
+                    "against the same layer of " + reports[1].model + " (open), joined by a line.",
+                    f"Paired dot plot over {len(paired_layers(reports))} shared layers: shape "
+                    "parameters and excess kurtosis of each layer in both models."))
+            if figs:
+                sections.append(("Figures", "".join(figs)))
             sections.append(("Summaries", "<ul>" + "".join(
                 f"<li><b>{html_text(r.model)}</b>: {html_text(r.summary().text)}</li>"
                 for r in reports) + "</ul>"))

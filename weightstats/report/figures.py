@@ -8,6 +8,7 @@ deterministic: fixed dpi and no "Software" metadata.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -47,9 +48,10 @@ PER_FIGURE = 20  # small multiples per page: 5 x 4 stays legible at the report's
 # size and drawing time of the figures whatever the model.
 MAX_POINTS = 1000
 MAX_FIGURES = 2 * math.ceil(MAX_PANEL_LAYERS / PER_FIGURE) + 2
-MAX_FIGURE_BYTES = 3_000_000  # all PNGs of one report together (measured: ~1.2 MB at the caps)
+MAX_FIGURE_BYTES = 4_000_000  # all PNGs of one report together (measured: ~2 MB at the caps)
 NCOLS = 5
-DPI = 80
+DPI = 120  # legible when opened full size; panel sizes below keep files and drawing time small
+MAX_NAMED_TICKS = 60  # per-depth figures name their layers on the x axis up to this many
 # Colours, markers, shape axes (their caps, log scale, reference lines) come from each
 # family's class (``weightstats.fitting.families``): a new family needs no edit here.
 _label, _color = family_label, family_color
@@ -62,8 +64,20 @@ def plain_text() -> Iterator[None]:
     Text objects read the setting when created and tick labels are created while drawing, so
     both building and rendering a figure happen inside this block.
     """
-    with matplotlib.rc_context({"text.parse_math": False}):
+    with matplotlib.rc_context({**theme(), "text.parse_math": False}):
         yield
+
+
+@functools.lru_cache(maxsize=1)
+def theme() -> dict[str, Any]:
+    """seaborn's "ticks" style and "paper" context as rc settings: one look for every figure
+    (light grid, no top/right spines), applied per figure without touching global state."""
+    import seaborn as sns
+
+    rc: dict[str, Any] = {**sns.axes_style("ticks"), **sns.plotting_context("paper")}
+    rc.update({"axes.grid": True, "grid.color": "#e6e6e6", "grid.linewidth": 0.6,
+               "axes.spines.top": False, "axes.spines.right": False})
+    return rc
 
 
 def render(build: Callable[..., Figure], *args: Any) -> bytes:
@@ -131,11 +145,14 @@ def to_png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _short(name: str, width: int = 38) -> str:
+def visible_short(name: str, width: int = 38) -> str:
     """Keep the informative tail of long layer names; control characters shown escaped (they
     have no glyph: matplotlib would warn on stderr with the raw character)."""
     name = visible(name)
     return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+_short = visible_short
 
 
 def _density(fit: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -149,14 +166,44 @@ def _density(fit: Any) -> tuple[np.ndarray, np.ndarray]:
     return dens, edges
 
 
+def _best(lr: LayerResult) -> str | None:
+    return (lr.fit.verdict or {}).get("best_bic") if lr.fit.status == "ok" else None
+
+
+def panel_title(ax: Axes, lr: LayerResult) -> None:
+    """The layer's name, then its n and best family by BIC (in the family's colour), above the
+    data so nothing covers it."""
+    ax.set_title(_short(lr.name), fontsize=8, loc="left", pad=12)
+    best = _best(lr)
+    detail = f"n = {int(lr.fit.n):,}" + (f" · best: {_label(best)}" if best else "")
+    ax.text(0.0, 1.01, detail, transform=ax.transAxes, fontsize=7, va="bottom", ha="left",
+            color=_color(best) if best else "0.35")
+
+
+def _not_fitted(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=8)
+
+
+def family_handles(families: Sequence[str], data: bool = True) -> tuple[list[Any], list[str]]:
+    """Legend entries for the fitted families (registry colours) and the data."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles: list[Any] = [Patch(color="0.35", alpha=0.35)] if data else []
+    labels = ["data (histogram)"] if data else []
+    for fam in families:
+        handles.append(Line2D([], [], color=_color(fam), lw=1.6))
+        labels.append(_label(fam))
+    return handles, labels
+
+
 def draw_histogram(ax: Axes, lr: LayerResult, families: Sequence[str], legend: bool) -> None:
     """Histogram on a log-density axis with each family's fitted pdf (the tails differ)."""
     fit = lr.fit
-    ax.set_title(_short(lr.name), fontsize=8)
+    panel_title(ax, lr)
     ax.tick_params(labelsize=7)
     if fit.status != "ok" or len(fit.histogram[0]) == 0:
-        ax.text(0.5, 0.5, f"not fitted: {fit.status}", ha="center", va="center",
-                transform=ax.transAxes, fontsize=8)
+        _not_fitted(ax, f"not fitted: {fit.status}")
         return
     dens, edges = _density(fit)
     ax.stairs(np.nan_to_num(dens, nan=0.0), edges, color="0.35", fill=True, alpha=0.35,
@@ -176,8 +223,8 @@ def draw_histogram(ax: Axes, lr: LayerResult, families: Sequence[str], legend: b
     positive = dens[np.isfinite(dens) & (dens > 0)]
     if positive.size:
         ax.set_ylim(positive.min() / 3, positive.max() * 3)
-    if legend:
-        ax.legend(fontsize=6, loc="upper right")
+    if legend:  # a single-layer figure: the legend beside the panel, off the data
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def draw_qq(ax: Axes, lr: LayerResult) -> None:
@@ -187,12 +234,11 @@ def draw_qq(ax: Axes, lr: LayerResult) -> None:
     stays at one tensor); resolution is one bin.
     """
     fit = lr.fit
-    best = (fit.verdict or {}).get("best_bic")
-    ax.set_title(_short(lr.name), fontsize=8)
+    best = _best(lr)
+    panel_title(ax, lr)
     ax.tick_params(labelsize=7)
     if fit.status != "ok" or best is None or len(fit.histogram[0]) == 0:
-        ax.text(0.5, 0.5, f"not fitted: {fit.status}", ha="center", va="center",
-                transform=ax.transAxes, fontsize=8)
+        _not_fitted(ax, f"not fitted: {fit.status}")
         return
     counts, edges = fit.histogram
     counts = np.asarray(counts, dtype=float)
@@ -205,8 +251,7 @@ def draw_qq(ax: Axes, lr: LayerResult) -> None:
     try:
         theo = np.asarray(fit.frozen(best).ppf(prob[keep]), dtype=float)
     except Exception:  # no ppf for a failed fit: leave the panel with a note
-        ax.text(0.5, 0.5, "no quantile function", ha="center", va="center",
-                transform=ax.transAxes, fontsize=8)
+        _not_fitted(ax, "no quantile function")
         return
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
@@ -216,7 +261,6 @@ def draw_qq(ax: Axes, lr: LayerResult) -> None:
         lo = float(min(theo[finite].min(), sample.min()))
         hi = float(max(theo[finite].max(), sample.max()))
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--")
-    ax.text(0.03, 0.95, f"vs {_label(best)}", transform=ax.transAxes, fontsize=7, va="top")
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -225,28 +269,57 @@ def _grid(n: int) -> tuple[int, int]:
 
 
 def small_multiples(report: ReportData, layers: Sequence[LayerResult], what: str) -> Figure:
-    """One page of histogram ("hist") or QQ ("qq") panels."""
+    """One page of histogram ("hist") or QQ ("qq") panels, one legend above them all."""
     rows, cols = _grid(len(layers))
     # Fixed margins instead of constrained layout: layout passes re-draw every tick label.
-    height = 2.5 * rows + 0.5
-    fig = new_figure(3.2 * cols, height, layout=None)
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.35 / height,
-                        top=1 - 0.8 / height, wspace=0.28, hspace=0.42)
+    top_in, bottom_in = 1.05, 0.5
+    height = 2.3 * rows + top_in + bottom_in
+    fig = new_figure(2.9 * cols + 0.4, height, layout=None)
+    fig.subplots_adjust(left=0.45 / (2.9 * cols + 0.4) + 0.03, right=0.99,
+                        bottom=bottom_in / height, top=1 - top_in / height,
+                        wspace=0.3, hspace=0.62)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(layers):
             ax.set_axis_off()
             continue
         if what == "hist":
-            draw_histogram(ax, layers[i], report.families, legend=(i == 0))
+            draw_histogram(ax, layers[i], report.families, legend=False)
         else:
             draw_qq(ax, layers[i])
-    title = ("weight density (log scale) with fitted pdfs" if what == "hist"
-             else "QQ plot against the best (BIC) family: x fitted quantile, y weight")
+    if what == "hist":
+        title = "weight density (log scale) with each family's fitted pdf"
+        fig.supxlabel("weight", fontsize=9)
+        fig.supylabel("density (per unit weight, log scale)", fontsize=9)
+        handles, labels = family_handles(report.families)
+    else:
+        title = "QQ plots against each layer's best family by BIC"
+        fig.supxlabel("fitted quantile (weight units)", fontsize=9)
+        fig.supylabel("weight quantile", fontsize=9)
+        handles, labels = family_handles(report.families, data=False)
+        labels = [f"best: {t}" for t in labels]
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 1 - 0.42 / height))
     shown = "" if len(report.layers) <= MAX_PANEL_LAYERS else (
         f" ({MAX_PANEL_LAYERS} largest of {len(report.layers)} layers)")
-    fig.suptitle(f"{visible(report.model)}: {title}{shown}", fontsize=10)
+    fig.suptitle(f"{visible(report.model)}: {title}{shown}", fontsize=10, y=1 - 0.1 / height)
     return fig
+
+
+def depth_axis(ax: Axes, wide: Any) -> None:
+    """The x axis of a per-depth figure: the layers' names where they fit, else the index."""
+    if 0 < len(wide) <= MAX_NAMED_TICKS:
+        ax.set_xticks(wide["depth"].to_numpy(dtype=float),
+                      [_short(str(n), 28) for n in wide["layer"]], rotation=90, fontsize=6)
+        ax.set_xlabel("layer (in depth order)")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("layer depth (order in the model)")
+
+
+def _depth_width(n: int) -> float:
+    """Figure width in inches: room for the names of up to MAX_NAMED_TICKS layers."""
+    return float(min(max(10.0, 0.17 * min(n, MAX_NAMED_TICKS) + 3.0), 14.0))
 
 
 def delta_ll_figure(report: ReportData) -> Figure:
@@ -254,7 +327,8 @@ def delta_ll_figure(report: ReportData) -> Figure:
     others nest, :func:`text.nesting_baseline`: the Gaussian) or, without one, the best, vs depth."""
     wide = report.wide()
     wide = wide[wide["status"] == "ok"] if len(wide) else wide
-    fig = new_figure(10, 4)
+    named = 0 < len(wide) <= MAX_NAMED_TICKS
+    fig = new_figure(_depth_width(len(wide)), 5.2 if named else 4.2)
     ax = fig.subplots()
     base_name = nesting_baseline(report.families)
     if len(wide):
@@ -268,44 +342,55 @@ def delta_ll_figure(report: ReportData) -> Figure:
                     lw=0.8, color=_color(fam), label=_label(fam))
     ax.axhline(0, color="0.3", lw=0.8)
     ref = _label(base_name) if base_name else "the best family"
-    ax.set_xlabel("layer depth (order in the model)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"log-likelihood per weight − {ref}")
-    ax.set_title(f"{visible(report.model)}: fit gain per weight relative to {ref} (higher is better)"
-                 + _thinned(len(wide)), fontsize=10)
-    ax.legend(fontsize=8)
+    depth_axis(ax, wide)
+    ax.set_ylabel(f"log-likelihood per weight − {ref}\n(nats per weight)")
+    ax.set_title(f"{visible(report.model)}: fit gain per weight relative to {ref} (higher is "
+                 f"better; {len(wide):,} layers)" + _thinned(len(wide)), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 
 def shape_figure(report: ReportData) -> Figure:
-    """Each fitted family's shape parameter vs depth, one panel per family with a ShapeDisplay
-    (its cap, log axis and reference lines: Student-t df, generalized-normal β)."""
+    """Each fitted family's shape parameter vs depth with its 95% interval, one panel per
+    family with a ShapeDisplay (its cap, log axis and reference lines: Student-t df,
+    generalized-normal β)."""
     wide = report.wide()
     wide = wide[wide["status"] == "ok"] if len(wide) else wide
     shapes = displayed(report.families)
-    fig = new_figure(10, max(3.5, 3.0 * len(shapes)))
+    named = 0 < len(wide) <= MAX_NAMED_TICKS
+    fig = new_figure(_depth_width(len(wide)),
+                     max(3.5, 2.8 * len(shapes)) + (1.2 if named else 0.0))
     axes = fig.subplots(max(len(shapes), 1), 1, sharex=True, squeeze=False)[:, 0]
     if not shapes:
         axes[0].text(0.5, 0.5, "no fitted family has a shape parameter", ha="center",
                      va="center", transform=axes[0].transAxes, fontsize=9)
     for ax, fam in zip(axes, shapes, strict=False):
         _draw_shape(ax, wide, fam)
-    axes[-1].set_xlabel("layer depth (order in the model)")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{visible(report.model)}: tail shape vs depth" + _thinned(len(wide)), fontsize=10)
+    depth_axis(axes[-1], wide)
+    fig.suptitle(f"{visible(report.model)}: tail shape vs depth, 95% intervals "
+                 f"({len(wide):,} layers)" + _thinned(len(wide)), fontsize=10)
     return fig
 
 
 def _draw_shape(ax: Axes, wide: Any, fam: str) -> None:
-    """One family's first shape vs depth: values past the display's cap drawn as open markers
-    at the cap (Student-t df beyond ~1e3 is the Gaussian limit; fits run to the 1e10 cap), and
-    the display's reference values as dashed lines in the colour of the family they stand for."""
+    """One family's first shape vs depth with the report's intervals (``_ci_low``/``_ci_high``,
+    drawn up to the display's cap): values past the cap drawn as open markers at the cap
+    (Student-t df beyond ~1e3 is the Gaussian limit; fits run to the 1e10 cap), and the
+    display's reference values as dashed lines in the colour of the family they stand for."""
     display = shape_display(fam)
     color, marker = family_color(fam), family_marker(fam)
     if len(wide):
         top = display.shown_up_to
-        depth, value = _thin(wide["depth"].to_numpy(dtype=float),
-                             wide[shape_column(fam)].to_numpy(dtype=float))
+        col = shape_column(fam)
+        raw_depth = wide["depth"].to_numpy(dtype=float)
+        depth, value = _thin(raw_depth, wide[col].to_numpy(dtype=float))
+        if raw_depth.size <= MAX_POINTS and f"{col}_ci_low" in wide:
+            low = wide[f"{col}_ci_low"].to_numpy(dtype=float)
+            high = wide[f"{col}_ci_high"].to_numpy(dtype=float)
+            has = np.isfinite(low) & np.isfinite(high)
+            if has.any():
+                ax.vlines(raw_depth[has], np.minimum(low[has], top), np.minimum(high[has], top),
+                          color=color, lw=1.0, alpha=0.55, label="95% interval")
         ax.plot(depth, np.minimum(value, top), "-", lw=0.8, color=color)
         inside = value <= top
         ax.plot(depth[inside], value[inside], marker, ms=3.5, color=color)
@@ -320,7 +405,7 @@ def _draw_shape(ax: Axes, wide: Any, fam: str) -> None:
     if display.title:
         ax.set_title(display.title, fontsize=9)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
 
 def _thinned(n: int) -> str:
@@ -331,14 +416,56 @@ def _thinned(n: int) -> str:
 def layer_figure(report: ReportData, lr: LayerResult) -> Figure:
     """Histogram and QQ plot of a single layer."""
     with plain_text():
-        fig = new_figure(9, 3.6)
+        fig = new_figure(10, 3.8)
         ax_h, ax_q = fig.subplots(1, 2)
         draw_histogram(ax_h, lr, report.families, legend=True)
         draw_qq(ax_q, lr)
         ax_h.set_xlabel("weight")
+        ax_h.set_ylabel("density (log scale)")
         ax_q.set_xlabel("fitted quantile")
         ax_q.set_ylabel("weight quantile")
     return fig
+
+
+def pages(report: ReportData) -> list[tuple[str, list[LayerResult]]]:
+    """(file name, layers) of every page of histogram and QQ panels."""
+    layers = panel_layers(report)
+    count = max(1, math.ceil(len(layers) / PER_FIGURE))
+    out = []
+    for what in ("hist", "qq"):
+        for p in range(count):
+            chunk = layers[p * PER_FIGURE:(p + 1) * PER_FIGURE]
+            if chunk:
+                out.append((f"{what}_{p + 1:02d}.png", chunk))
+    return out
+
+
+def describe(report: ReportData) -> dict[str, str]:
+    """Alt text of every figure :func:`render_all` draws: what it shows, for whom it is read
+    aloud (the caption says how to read it)."""
+    fams = ", ".join(_label(f) for f in report.families)
+    out = {}
+    for name, chunk in pages(report):
+        span = (f"{len(chunk)} layers, {visible(chunk[0].name)} to {visible(chunk[-1].name)}"
+                if len(chunk) > 1 else f"layer {visible(chunk[0].name)}")
+        if name.startswith("hist"):
+            out[name] = (f"Small multiples for {span}: each panel a histogram of the layer's "
+                         f"weights on a log density axis with the fitted {fams} densities, "
+                         "titled with n and the best family by BIC.")
+        else:
+            out[name] = (f"QQ plots for {span}: weight quantiles against the quantiles of each "
+                         "layer's best family by BIC, with the identity line.")
+    n = sum(1 for lr in report.layers if lr.fit.status == "ok")
+    base = nesting_baseline(report.families)
+    out["delta_loglik_vs_depth.png"] = (
+        f"Line chart over {n} layers in depth order: log-likelihood per weight of {fams} "
+        f"relative to {_label(base) if base else 'the best family'}, in nats per weight.")
+    shapes = " and ".join(f"{_label(f)} {shape_display(f).symbol}"
+                          for f in displayed(report.families))
+    out["shape_vs_depth.png"] = (
+        f"{shapes} of each of {n} layers in depth order, with 95% intervals and reference "
+        "lines." if shapes else "No fitted family has a shape parameter.")
+    return out
 
 
 def render_all(report: ReportData) -> Iterator[tuple[str, bytes]]:
@@ -346,13 +473,7 @@ def render_all(report: ReportData) -> Iterator[tuple[str, bytes]]:
 
     At most MAX_FIGURES files: panels for :func:`panel_layers` only.
     """
-    layers = panel_layers(report)
-    pages = max(1, math.ceil(len(layers) / PER_FIGURE))
-    for what in ("hist", "qq"):
-        for p in range(pages):
-            chunk = layers[p * PER_FIGURE:(p + 1) * PER_FIGURE]
-            if not chunk:
-                continue
-            yield f"{what}_{p + 1:02d}.png", render(small_multiples, report, chunk, what)
+    for name, chunk in pages(report):
+        yield name, render(small_multiples, report, chunk, name[:name.index("_")])
     yield "delta_loglik_vs_depth.png", render(delta_ll_figure, report)
     yield "shape_vs_depth.png", render(shape_figure, report)

@@ -1,43 +1,63 @@
-"""report.html: one self-contained page (inline CSS, base64 PNGs, no JavaScript, no network)."""
+"""report.html: one self-contained page (inline CSS and script, base64 PNGs, no network),
+rendered from Jinja2 templates (``weightstats/report/templates``) with autoescaping.
+
+Tables are sortable and filterable (a few lines of inline script; the page reads fine without
+it), each column of numbers in one format (:mod:`weightstats.report.cells`), family names in the
+colours the figures use, figures full width with a link to the full-size image.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import functools
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
+from weightstats.fitting.folding import folding_summary
+from weightstats.report.cells import Cell, natural_key, table_rows
 from weightstats.report.model import ReportData, safe_spec, scrub_paths
 from weightstats.report.tables import display_wide, fit_note_lines, no_fit_lines
 from weightstats.report.text import (
     displayed,
     family,
+    family_color,
     family_label,
-    fmt,
     nesting_baseline,
     panel_note,
     shape_display,
     shape_symbol,
 )
-from weightstats.text import html_text
+from weightstats.text import html_text, visible
 
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 1200px; padding: 0 1rem; color: #222; background: #fff; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem;
-     border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-.answer { font-size: 1.15rem; background: #f3f7fc; border-left: 4px solid #1f77b4;
-          padding: .7rem 1rem; }
-table { border-collapse: collapse; font-size: .8rem; margin: .5rem 0; }
-th, td { border: 1px solid #ddd; padding: .2rem .45rem; text-align: right; }
-th { background: #f5f5f5; position: sticky; top: 0; }
-td.text, th.text { text-align: left; }
-tbody tr:nth-child(even) { background: #fafafa; }
-.scroll { overflow-x: auto; }
-figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: .85rem; color: #555; }
-.note { font-size: .9rem; } code { background: #f3f3f3; padding: 0 .2rem; }
-"""
+# A model with more groups than this lists them in a collapsed, sortable table.
+MAX_GROUP_BULLETS = 8
+FAMILY_COLUMNS = ("best (AIC)", "best (BIC)", "family", "winner (BIC)", "a", "b", "favored")
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}``: control characters shown escaped (then autoescaped)."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return visible(value)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The package's template environment (autoescape on, undefined names are errors)."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("weightstats.report", "templates"),
+        autoescape=True, finalize=_finalize, undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _macro(name: str) -> Any:
+    return getattr(environment().get_template("macros.html.j2").module, name)
+
 
 def captions(report: ReportData) -> dict[str, str]:
     """Figure captions, naming the report's families from the registry."""
@@ -49,113 +69,147 @@ def captions(report: ReportData) -> dict[str, str]:
         shapes.append(f"{family_label(fam)} {shape_symbol(fam)}" + (f" ({refs})" if refs else ""))
     return {
         "hist": "Weight density on a log scale (grey) with each family's fitted pdf; the tails "
-                "are where the families differ.",
+                "are where the families differ. Each panel gives n and the best family by BIC.",
         "qq": "QQ plots against each layer's best family by BIC; points off the dashed line are "
               "misfit (usually in the tails).",
-        "delta": "Log-likelihood per weight of each family minus "
+        "delta": "Log-likelihood per weight (nats) of each family minus "
                  + (f"the {family_label(base)}'s" if base else "the best family's") + ", by depth.",
-        "shape": (" and ".join(shapes) + " by depth.") if shapes
-                 else "No fitted family has a shape parameter.",
+        "shape": ((" and ".join(shapes) + " by depth, with 95% intervals.") if shapes
+                  else "No fitted family has a shape parameter."),
+        "paired": "Each layer of one model against the same layer of the other.",
     }
 
 
-def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = ()) -> str:
-    """An HTML table with escaped, formatted cells; ``text_cols`` are left-aligned."""
-    head = "".join(
-        f'<th class="{"text" if c in text_cols else ""}">{html_text(str(c))}</th>'
-        for c in frame.columns
-    )
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = "".join(
-            f'<td class="{"text" if c in text_cols else ""}">{html_text(fmt(v))}</td>'
-            for c, v in zip(frame.columns, row, strict=True)
-        )
-        body.append(f"<tr>{cells}</tr>")
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>'
-            + "\n".join(body) + "</tbody></table></div>")
+def kind_of(name: str) -> str:
+    """The caption key of a figure file name."""
+    for prefix, kind in (("hist", "hist"), ("qq", "qq"), ("delta", "delta"),
+                         ("paired", "paired")):
+        if name.startswith(prefix):
+            return kind
+    return "shape"
 
 
-def _img(name: str, data: bytes, captions: dict[str, str]) -> str:
-    kind = ("hist" if name.startswith("hist") else "qq" if name.startswith("qq")
-            else "delta" if name.startswith("delta") else "shape")
-    b64 = base64.b64encode(data).decode("ascii")
-    return (f'<figure><img alt="{html_text(name)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{html_text(name)}: {html_text(captions[kind])}</figcaption>"
-            "</figure>")
+def table_data(frame: pd.DataFrame, text_cols: Iterable[str] = (),
+               family_cols: Iterable[str] = FAMILY_COLUMNS, *, table_id: str = "",
+               filterable: bool = False) -> dict[str, Any]:
+    """The template's view of a table: columns, formatted cells, id, filter box."""
+    text = set(text_cols)
+    columns = [{"name": str(c), "text": c in text} for c in frame.columns]
+    rows = table_rows(frame, family_cols=[c for c in frame.columns if c in set(family_cols)])
+    if not table_id:
+        digest = hashlib.sha1(repr((list(map(str, frame.columns)), len(frame),
+                                    [c.text for c in rows[0]] if rows else [])).encode())
+        table_id = "table-" + digest.hexdigest()[:10]
+    return {"id": table_id, "columns": columns, "rows": rows, "filter": filterable}
 
 
-def page(title: str, sections: list[tuple[str, str]], answer: str = "") -> str:
-    """Assemble a complete HTML document from ``(heading, inner html)`` sections."""
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html_text(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
-        f"<h1>{html_text(title)}</h1>",
-    ]
-    if answer:
-        parts.append(f'<p class="answer">{html_text(answer)}</p>')
-    for heading, inner in sections:
-        parts.append(f"<section><h2>{html_text(heading)}</h2>{inner}</section>")
-    parts += ["</body>", "</html>"]
-    return "\n".join(parts) + "\n"
+def table_html(frame: pd.DataFrame, text_cols: tuple[str, ...] = (), *,
+               family_cols: Iterable[str] = FAMILY_COLUMNS, table_id: str = "",
+               filterable: bool = False) -> str:
+    """A sortable HTML table with escaped cells, numbers in one format per column;
+    ``text_cols`` are left-aligned, cells of ``family_cols`` naming a family get its colour."""
+    return str(_macro("table")(table_data(frame, text_cols, family_cols, table_id=table_id,
+                                          filterable=filterable)))
+
+
+def figure_html(name: str, data: bytes, caption: str, alt: str = "") -> str:
+    """A figure linked to its full-size image (opened from the embedded bytes)."""
+    return str(_macro("figure")(figure_data(name, data, caption, alt)))
+
+
+def figure_data(name: str, data: bytes, caption: str, alt: str = "") -> dict[str, str]:
+    return {"id": "fig-" + "".join(c if c.isalnum() else "-" for c in name),
+            "name": name, "caption": caption, "alt": alt or caption,
+            "b64": base64.b64encode(data).decode("ascii")}
+
+
+def page(title: str, sections: Sequence[tuple[str, str]], answer: str = "") -> str:
+    """A complete HTML document from ``(heading, inner html)`` sections (the inner HTML is the
+    caller's, already escaped)."""
+    return environment().get_template("page.html.j2").render(
+        title=title, answer=answer, sections=[(h, Markup(inner)) for h, inner in sections])
+
+
+def _counts_table(report: ReportData, info: Mapping[str, Any]) -> pd.DataFrame:
+    bic, aic = info["by_criterion"]["bic"], info["by_criterion"]["aic"]
+    return pd.DataFrame([
+        {"family": family_label(f), "layers (BIC)": bic[f]["layers"],
+         "share of weights (BIC)": f"{bic[f]['weight_share']:.1%}",
+         "layers (AIC)": aic[f]["layers"], "share of weights (AIC)": f"{aic[f]['weight_share']:.1%}"}
+        for f in report.families
+    ])
+
+
+def _groups(report: ReportData, info: Mapping[str, Any]) -> dict[str, Any]:
+    """Groups in natural order: bullets for a few, a collapsed sortable table for many."""
+    groups = info.get("groups") or {}
+    names = sorted(groups, key=natural_key)
+    if len(names) <= MAX_GROUP_BULLETS:
+        return {"bullets": [groups[g]["sentence"] for g in names], "table": None, "n": len(names)}
+    rows = []
+    for g in names:
+        counts = groups[g]["bic"]
+        winner = max(report.families, key=lambda f: (counts[f]["layers"], counts[f]["weights"]))
+        rows.append({"group": g, "layers": groups[g]["n_layers"],
+                     "weights": groups[g]["n_weights"],
+                     "best (BIC)": family_label(winner) if counts[winner]["layers"] else "",
+                     **{family_label(f): counts[f]["layers"] for f in report.families}})
+    frame = pd.DataFrame(rows)
+    return {"bullets": [], "n": len(names),
+            "table": table_data(frame, ("group", "best (BIC)"), table_id="groups",
+                                filterable=True)}
+
+
+def _layers_table(report: ReportData, folded: Mapping[str, float]) -> dict[str, Any]:
+    frame = display_wide(report)
+    if folded and len(frame):
+        frame = frame.assign(**{"folded γ/σ": [f"x{folded[n]:.2g}" if n in folded else ""
+                                               for n in frame["layer"]]})
+    return table_data(frame, ("layer", "kind", "best (AIC)", "best (BIC)", "fit",
+                              "scales differ by", "folded γ/σ"),
+                      table_id="layers", filterable=True)
+
+
+def _comparisons(report: ReportData) -> dict[str, Any] | None:
+    comp = report.comparisons()
+    if not len(comp):
+        return None
+    cols = [c for c in ("layer", "a", "b", "nested", "test", "statistic", "z", "pvalue",
+                        "favored", "mean_llr_per_weight") if c in comp.columns]
+    frame = comp[cols].copy()
+    for col in ("a", "b", "favored"):
+        if col in frame:
+            frame[col] = [family_label(v) if isinstance(v, str) and v else v for v in frame[col]]
+    return table_data(frame, ("layer", "a", "b", "test", "favored"), table_id="comparisons",
+                      filterable=True)
+
+
+def _figures(report: ReportData, pngs: Mapping[str, bytes]) -> list[dict[str, str]]:
+    if not pngs:
+        return []
+    from weightstats.report.figures import describe  # loaded already: the figures were drawn
+
+    texts, alts = captions(report), describe(report)
+    return [figure_data(n, d, texts[kind_of(n)], alts.get(n, "")) for n, d in pngs.items()]
 
 
 def render_html(report: ReportData, pngs: Mapping[str, bytes]) -> str:
     """The full report page for one model."""
-    info, answer = report.summary()
-    sections: list[tuple[str, str]] = []
-    intro = (f"<p>Spec <code>{html_text(safe_spec(report.spec))}</code>"
-             + (f" — {html_text(scrub_paths(report.description))}" if report.description else "")
-             + f". {info['n_fitted']} of {info['n_layers']} selected layers fitted, "
-             f"{info['n_weights']:,} weights.</p>")
-    intro += (f"<p>By AIC: {html_text(info['aic_sentence'])} "
-              f"<em>{html_text(info['aic_caveat'])}</em></p>")
-    counts = pd.DataFrame([
-        {"family": family_label(f),
-         "layers (BIC)": info["by_criterion"]["bic"][f]["layers"],
-         "weights (BIC)": f"{info['by_criterion']['bic'][f]['weight_share']:.1%}",
-         "layers (AIC)": info["by_criterion"]["aic"][f]["layers"],
-         "weights (AIC)": f"{info['by_criterion']['aic'][f]['weight_share']:.1%}"}
-        for f in report.families
-    ])
-    intro += table_html(counts, text_cols=("family",))
-    if info["groups"]:
-        intro += "<h3>By group (BIC)</h3><ul>" + "".join(
-            f"<li>{html_text(g['sentence'])}</li>" for g in info["groups"].values()) + "</ul>"
-    sections.append(("Summary", intro))
-    if no_fit_lines(info):
-        sections.append(("Layers where no family fits",
-                         "<p>Counted apart in the answer and left out of the medians; their shape "
-                         "intervals are robust (sandwich) ones or omitted.</p><ul>"
-                         + "".join(f"<li>{html_text(line)}</li>" for line in no_fit_lines(info))
-                         + "</ul>"))
-    sections.append(("Per-layer fits", table_html(display_wide(report),
-                                                  text_cols=("layer", "kind", "best (AIC)",
-                                                             "best (BIC)"))))
-    described = fit_note_lines(report)
-    if described:
-        sections.append(("Fits in words", "<ul>" + "".join(
-            f"<li>{html_text(line)}</li>" for line in described) + "</ul>"))
-    if pngs:
-        note = panel_note(len(report.layers))
-        shown = f"<p>{html_text(note)}</p>" if note else ""
-        texts = captions(report)
-        sections.append(("Figures", shown + "".join(_img(n, d, texts) for n, d in pngs.items())))
-    comp = report.comparisons()
-    if len(comp):
-        cols = [c for c in ("layer", "a", "b", "nested", "test", "statistic", "z", "pvalue",
-                            "favored", "mean_llr_per_weight") if c in comp.columns]
-        sections.append(("Pairwise comparisons (Vuong / likelihood ratio)",
-                         "<details><summary>Show all comparisons</summary>"
-                         + table_html(comp[cols], text_cols=("layer", "a", "b", "test",
-                                                             "favored"))
-                         + "</details>"))
-    options = "<ul>" + "".join(
-        f"<li>{html_text(str(k))}: <code>{html_text(str(v))}</code></li>"
-        for k, v in sorted(report.options.items())) + "</ul>"
-    sections.append(("Options", options))
-    notes = "<ul class=\"note\">" + "".join(
-        f"<li>{html_text(n)}</li>" for n in info["notes"]) + "</ul>"
-    sections.append(("How to read this", notes))
-    return page(f"weightstats: {report.model}", sections, answer)
+    summary = report.summary()
+    info, answer = summary.info, summary.text
+    fold = folding_summary(report.layers, per_channel=bool(report.options.get("per_channel")))
+    folded = fold["layers"] if fold["folded"] else {}
+    return environment().get_template("report.html.j2").render(
+        title=f"weightstats: {report.model}", answer=answer, sections=[],
+        spec=safe_spec(report.spec), description=scrub_paths(report.description),
+        info=info, legend=[(family_label(f), family_color(f)) for f in report.families],
+        counts=table_data(_counts_table(report, info), ("family",), table_id="counts"),
+        groups=_groups(report, info), folding=fold["sentence"], no_fit=no_fit_lines(info),
+        layers=_layers_table(report, folded), fits_in_words=fit_note_lines(report),
+        panel_note=panel_note(len(report.layers)), figures=_figures(report, pngs),
+        comparisons=_comparisons(report), options=sorted(report.options.items()),
+        notes=info["notes"])
+
+
+__all__ = ["Cell", "captions", "environment", "figure_html", "html_text", "page",
+           "render_html", "table_html"]
