@@ -82,3 +82,15 @@ def test_model_summary_needs_most_convolutions() -> None:
     summary = folding_summary(mixed)
     assert summary["n_signature"] == 1 and not summary["folded"]
     assert list(summary["layers"]) == ["head.weight"]
+
+
+def test_summary_md_states_the_folding(tmp_path) -> None:
+    from weightstats.api import fit_model
+
+    state = {f"c{i}.weight": folded(conv(i), i, sd=0.6) for i in range(4)}
+    out = fit_model(state, ks_sample=300, ks_replicates=19).save(tmp_path / "r", formats=("md",))
+    text = (out / "summary.md").read_text()
+    assert "BatchNorm appears folded into these conv weights: in 4 of 4 convolutions" in text
+    plain = {f"c{i}.weight": conv(i) for i in range(4)}
+    out = fit_model(plain, ks_sample=300, ks_replicates=19).save(tmp_path / "p", formats=("md",))
+    assert "BatchNorm" not in (out / "summary.md").read_text()

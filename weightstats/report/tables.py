@@ -12,6 +12,7 @@ import pandas as pd
 
 from weightstats.errors import OptionError
 from weightstats.fitting.compare import AIC_NOTE_SHORT
+from weightstats.fitting.folding import folding_summary
 from weightstats.report.model import ReportData, safe_spec, scrub_paths
 from weightstats.report.text import (
     ADEQUACY_LABELS,
@@ -132,6 +133,9 @@ def summary_markdown(report: ReportData) -> str:
     summary = report.summary()
     info, answer = summary.info, summary.text
     lines = [f"# weightstats: {markdown(report.model)}", "", f"**{markdown(answer)}**", ""]
+    fold = folding_summary(report.layers, per_channel=bool(report.options.get("per_channel")))
+    if fold["sentence"]:
+        lines += [markdown(fold["sentence"]), ""]
     if report.description:
         lines += [f"Model: {markdown(scrub_paths(report.description))} "
                   f"(spec {markdown_code(safe_spec(report.spec))})", ""]
