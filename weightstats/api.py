@@ -28,14 +28,18 @@ OnLayer = Callable[[int, int, str], None]
 def _no_layers_error(source: Any, kinds: Sequence[str], layers: str | None,
                      min_size: int) -> WeightstatsError:
     """Explain an empty selection: which kinds the model does have, and the flag to use."""
-    available: Counter[str] = Counter(t.kind for t in source.tensors() if t.is_float)
+    listed = [(t.name, t.kind) for t in source.tensors() if t.is_float]
+    available: Counter[str] = Counter(kind for _, kind in listed)
     if not available:
         return WeightstatsError(f"{source.spec}: no floating-point weight tensors found; "
                                 "check that the file holds model weights")
     have = ", ".join(f"{k} ({n})" for k, n in sorted(available.items()))
     extra = ""
     if layers:
-        extra += f" matching --layers {layers!r}"
+        from weightstats.layers import suggest_layers
+
+        hint = suggest_layers(layers, listed, kinds)
+        extra += f" matching --layers {layers!r}" + (f" ({hint})" if hint else "")
     if min_size > 1:
         extra += f" with at least {min_size} weights"
     return OptionError(
@@ -255,8 +259,10 @@ def compare_models(
                for spec in models]
     if len(reports) == 1:
         from weightstats.report.compare import split_groups
+        from weightstats.text import natural_key
 
-        reports = split_groups(reports[0])
+        # Groups in natural order: 0, 1, 2, ..., 10 (not 0, 1, 10, 100, 2).
+        reports = sorted(split_groups(reports[0]), key=lambda r: natural_key(r.model))
         if len(reports) < 2:
             raise OptionError("compare needs two or more SPECs, or one model with groups "
                               "(top-level name prefixes such as encoder/decoder)")

@@ -82,3 +82,37 @@ def select(
     for t in tensors:
         if t.is_float and t.kind in wanted and t.numel >= min_size and match(t.name):
             yield t
+
+
+def suggest_layers(pattern: str | None, tensors: Iterable[tuple[str, str]],
+                   kinds: Iterable[str]) -> str:
+    """A did-you-mean for a ``--layers`` pattern that selected nothing, or ''.
+
+    A module name (``encoder.conv1``) suggests its weight tensor (``encoder.conv1.weight``), or
+    ``'encoder.conv1.*'`` when it holds several tensors of the selected kinds; any other pattern
+    suggests the closest tensor names.
+
+    Parameters
+    ----------
+    pattern : str or None
+        The ``--layers`` value.
+    tensors : iterable of (name, kind)
+        The model's floating-point tensors.
+    kinds : iterable of str
+        The selected kinds.
+    """
+    if not pattern or pattern.startswith("re:"):
+        return ""
+    import difflib
+
+    wanted = set(kinds)
+    listed = list(tensors)
+    inside = [n for n, k in listed if k in wanted and fnmatch.fnmatchcase(n, pattern + ".*")]
+    if len(inside) == 1:
+        return f"did you mean --layers {inside[0]}?"
+    if inside:
+        return f"did you mean --layers '{pattern}.*' ({', '.join(inside[:3])}" + \
+            (", ...)?" if len(inside) > 3 else ")?")
+    names = [n for n, k in listed if k in wanted] or [n for n, _ in listed]
+    close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.6)
+    return f"did you mean --layers {' or '.join(close)}?" if close else ""

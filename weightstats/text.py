@@ -95,3 +95,51 @@ def one_line(text: object, limit: int = ERROR_LIMIT, word_limit: int = WORD_LIMI
     line shortened in the middle (a 6,000-character path keeps its start and its file name)."""
     words = [shorten_middle(w, word_limit) for w in visible(" ".join(str(text).split())).split(" ")]
     return shorten_middle(" ".join(words), limit)
+
+
+ELLIPSIS = "…"
+
+
+def _digits(part: str) -> bool:
+    return any(ch.isdigit() for ch in part)
+
+
+def shorten_name(name: str, limit: int) -> str:
+    """A dotted layer name in at most ``limit`` characters, shortened in the middle.
+
+    Whole components are dropped from the middle and replaced by ``…``, keeping the leaf
+    (``weight``) and, first of all, the components that number blocks (``layers.10``), which
+    tell rows apart; a name whose ends alone are too long is cut in the middle of its text.
+
+    Examples
+    --------
+    >>> shorten_name("model.layers.10.self_attn.q_proj.weight", 32)
+    'model.layers.10.….q_proj.weight'
+    >>> shorten_name("encoder.conv1.weight", 40)
+    'encoder.conv1.weight'
+    """
+    if len(name) <= limit:
+        return name
+    parts = name.split(".")
+    best: tuple[tuple[int, int, int], str] | None = None
+    for head in range(len(parts)):
+        for tail_start in range(head + 1, len(parts)):  # parts[tail_start:] keeps the leaf
+            kept = parts[:head] + parts[tail_start:]
+            text = ".".join([*parts[:head], ELLIPSIS, *parts[tail_start:]])
+            if len(text) > limit:
+                continue
+            score = (sum(map(_digits, kept)), len(text), len(parts) - tail_start)
+            if best is None or score > best[0]:
+                best = (score, text)
+    if best is not None:
+        return best[1]
+    keep = max(limit - 1, 2)
+    head_len = (keep + 1) // 2
+    return name[:head_len] + ELLIPSIS + name[len(name) - (keep - head_len):]
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key reading runs of digits as numbers: ``0, 1, 2, ..., 10`` rather than
+    ``0, 1, 10, 100, 2``."""
+    return tuple((0, int(tok)) if tok.isdigit() else (1, tok)
+                 for tok in re.split(r"(\d+)", text) if tok)

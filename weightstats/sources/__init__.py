@@ -53,9 +53,9 @@ def list_formats() -> tuple[FileFormat, ...]:
 
 
 def _torchvision_names() -> tuple[str, ...]:
-    from weightstats.sources.torchvision_source import torchvision_names
+    from weightstats.sources.names import torchvision_models
 
-    return torchvision_names()
+    return tuple(torchvision_models())
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -74,9 +74,9 @@ def list_models(pattern: str | None = None) -> list[str]:
     """
     names = list(BUILTIN_NAMES) + sorted(_torchvision_names())
     if pattern and pattern.lower().startswith("timm:"):
-        from weightstats.sources.timm_source import timm_pretrained_names
+        from weightstats.sources.names import timm_pretrained
 
-        names = ["timm:" + n for n in timm_pretrained_names()]
+        names = ["timm:" + n for n in timm_pretrained()]
     if not pattern:
         return names
     pat = pattern.lower()
@@ -93,18 +93,46 @@ def _looks_like_path(spec: str) -> bool:
     )
 
 
+def model_tags(name: str) -> str:
+    """The weights a listed name takes, for ``weightstats list``: ``weights: IMAGENET1K_V1,
+    IMAGENET1K_V2 (default), none``; '' for timm names (their tag is part of the name)."""
+    from weightstats.sources.names import torchvision_models
+
+    if name in BUILTIN_NAMES:
+        return "weights: trained (default), none"
+    entry = torchvision_models().get(name)
+    if entry is None:
+        return ""
+    tags = [t + (" (default)" if t == entry["default"] and len(entry["tags"]) > 1 else "")
+            for t in entry["tags"]]
+    return "weights: " + ", ".join([*tags, "none"])
+
+
+def _hub_repo_id(name: str) -> bool:
+    """True when ``name`` could be a Hugging Face hub repository id."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def _unknown_name(name: str, spec: str) -> SpecError:
+    from weightstats.sources.names import timm_architectures, timm_pretrained
+
     known = list(BUILTIN_NAMES) + list(_torchvision_names())
     close = difflib.get_close_matches(name.lower(), known, n=5, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "see `weightstats list`"
-    try:
-        import timm
-
-        if timm.is_model(name.split(".")[0]) or "." in name:
-            hint = f"for timm models use timm:{name}; " + hint
-    except ImportError:  # pragma: no cover - timm is a dependency
-        pass
-    return SpecError(f"unknown model {spec!r}: {hint} (a file path must exist)")
+    hints = []
+    if name.split(".")[0] in timm_architectures() or name in timm_pretrained():
+        hints.append(f"for the timm model use timm:{name}")
+    elif close:
+        hints.append(f"did you mean {', '.join(close)}?")
+    if _hub_repo_id(name):
+        hints.append(f"for a Hugging Face hub repo use hf:{name}")
+    hints.append("see `weightstats list`; a file path must exist")
+    return SpecError(f"unknown model {spec!r}: " + "; ".join(hints))
 
 
 def _resolve_str(spec: str, allow_pickle: bool) -> ModelSource:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,9 @@ from weightstats.sources.layout import (
     is_weight_file,
     subfolders_with_weights,
 )
+
+# Seconds for the one request that tells whether the hub is reachable at all.
+PROBE_TIMEOUT = 10
 
 
 def hub_cache_dir() -> Path:
@@ -35,6 +37,40 @@ def hub_offline() -> bool:
 
     env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower()
     return bool(constants.HF_HUB_OFFLINE) or env in ("1", "true", "yes", "on")
+
+
+def cached_repo_files(repo_id: str, revision: str | None = None) -> dict[str, Path]:
+    """The files of ``repo_id`` at ``revision`` (a branch, tag or commit; default main) in the
+    hub cache, path in repo -> local path, from ``huggingface_hub.scan_cache_dir``; empty
+    when the revision is not cached."""
+    from huggingface_hub import scan_cache_dir
+
+    cache = hub_cache_dir()
+    if not (cache / ("models--" + repo_id.replace("/", "--"))).is_dir():
+        return {}  # scanning a whole cache only to find nothing: skip it
+    rev = revision or "main"
+    try:
+        info = scan_cache_dir(cache)
+    except Exception:  # an unreadable cache reads as an empty one
+        return {}
+    for repo in info.repos:
+        if repo.repo_id != repo_id or repo.repo_type != "model":
+            continue
+        for cached in repo.revisions:
+            if rev in cached.refs or cached.commit_hash == rev:
+                return {f.file_path.relative_to(cached.snapshot_path).as_posix(): f.file_path
+                        for f in cached.files}
+    return {}
+
+
+def cached_hub_file(repo_id: str, filename: str, revision: str | None = None) -> Path | None:
+    """``filename`` of ``repo_id`` in the hub cache (``huggingface_hub.try_to_load_from_cache``),
+    or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, filename, cache_dir=hub_cache_dir(),
+                                   revision=revision)
+    return Path(found) if isinstance(found, str) else None
 
 
 def parse_hf_spec(spec: str) -> tuple[str, str | None, str]:
@@ -110,7 +146,7 @@ class HFSource(ModelSource):
         # model_info makes one request (list_repo_files retries with backoff for ~25 s when
         # offline). Downloads use the user's revision, not info.sha, so that huggingface_hub
         # records refs/<revision> and a later offline run finds the files.
-        info = HfApi().model_info(self.repo_id, revision=self.revision, timeout=10)
+        info = HfApi().model_info(self.repo_id, revision=self.revision, timeout=PROBE_TIMEOUT)
         files = [s.rfilename for s in info.siblings or []]
         chosen = self._choose(files)
         rev = self.revision
@@ -123,45 +159,23 @@ class HFSource(ModelSource):
         return local
 
     def _cached(self, reason: str) -> Path:
-        from huggingface_hub import snapshot_download
-
         expected = self.path if is_weight_file(self.path) else "model.safetensors"
-        try:
-            snap: Path | None = Path(snapshot_download(
-                self.repo_id, revision=self.revision, cache_dir=hub_cache_dir(),
-                local_files_only=True))
-        except Exception:
-            # e.g. IncompleteSnapshotError after single-file downloads: read the documented
-            # layout (refs/<revision> -> snapshots/<commit>) and check files ourselves.
-            snap = self._snapshot_from_refs()
-        if snap is not None:
-            files = [p.relative_to(snap).as_posix() for p in snap.rglob("*") if p.is_file()]
-            chosen = self._choose(files) if files else None
-            if chosen is not None:
-                missing = []
-                if chosen.endswith(SHARD_INDEX_EXT):
-                    missing = [s.name for s in index_shards(snap / chosen) if not s.exists()]
-                if not missing:
-                    return snap / chosen
-                expected = missing[0]
-            else:
-                expected = "model.safetensors"
+        files = cached_repo_files(self.repo_id, self.revision)
+        if files:
+            chosen = self._choose(list(files))
+            local = files[chosen]
+            missing = []
+            if chosen.endswith(SHARD_INDEX_EXT):
+                missing = [s.name for s in index_shards(local) if not s.exists()]
+            if not missing:
+                return local
+            expected = missing[0]
         raise OfflineError(
             f"hf:{self.repo_id} is not in the Hugging Face cache (expected {expected} under "
             f"{self._cache_hint()}) and {reason}: connect to the internet (unset HF_HUB_OFFLINE), "
             f"or run `hf download {self.repo_id}` where there is network and copy that folder "
             "into this cache, or use the built-in `digits-vae`"
         )
-
-    def _snapshot_from_refs(self) -> Path | None:
-        storage = self._cache_hint()
-        rev = self.revision or "main"
-        commit = rev
-        if not re.fullmatch(r"[0-9a-f]{40}", rev):
-            ref = storage / "refs" / rev
-            commit = ref.read_text().strip() if ref.is_file() else ""
-        snap = storage / "snapshots" / commit
-        return snap if commit and snap.is_dir() else None
 
     def local_path(self) -> Path:
         """Download (or find in the cache) the weights file; returns its local path."""

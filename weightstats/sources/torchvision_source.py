@@ -6,7 +6,6 @@ already there is loaded with no network access.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import warnings
@@ -28,12 +27,12 @@ UNTRAINED = "none"
 SEED = 0  # untrained models are drawn with this seed, so `NAME:none` is reproducible
 
 
-@functools.cache
 def torchvision_names() -> tuple[str, ...]:
-    """Classification model names (``torchvision.models.list_models(module=models)``)."""
-    import torchvision.models as tvm
+    """Classification model names (``torchvision.models.list_models(module=models)``, read
+    through the names cache of :mod:`weightstats.sources.names`)."""
+    from weightstats.sources.names import torchvision_models
 
-    return tuple(tvm.list_models(module=tvm))
+    return tuple(torchvision_models())
 
 
 def weight_tags(name: str) -> list[str]:
