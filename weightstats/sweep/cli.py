@@ -60,19 +60,13 @@ def run_sweep_command(specs: Sequence[str], opts: dict[str, Any], *, progress: b
     out = opts["out"] if opts["out"] is not None else DEFAULT_OUT
     check_workers(opts["workers"])
     fit_options = {k: opts[k] for k in MODEL_OPTIONS}
-    done: dict[str, int] = {}
-    try:
-        with progress_bar(progress) as on_progress:
-            table = sweep(list(specs), out=out, workers=opts["workers"],
-                          scheduler=opts["scheduler"], from_file=opts["from_file"],
-                          formats=opts["formats"].split(","), plots=not opts["no_plots"],
-                          split_above=opts["split_above"], allow_pickle=opts["allow_pickle"],
-                          on_progress=_counting(on_progress, done), **fit_options)
-    except KeyboardInterrupt:
-        click.echo(f"weightstats: sweep interrupted after {done.get('models', 0)} finished "
-                   f"models, which are kept in {terminal(out)}/; run the same command again "
-                   "to resume", err=True)
-        raise
+    # An interrupt reaches the command line's handler, whose line says what was kept.
+    with progress_bar(progress) as on_progress:
+        table = sweep(list(specs), out=out, workers=opts["workers"],
+                      scheduler=opts["scheduler"], from_file=opts["from_file"],
+                      formats=opts["formats"].split(","), plots=not opts["no_plots"],
+                      split_above=opts["split_above"], allow_pickle=opts["allow_pickle"],
+                      on_progress=on_progress, **fit_options)
     models, failures = table.attrs["models"], table.attrs["failures"]
     skipped = len(table.attrs["skipped"])
     for row in models.itertuples(index=False):
@@ -87,14 +81,3 @@ def run_sweep_command(specs: Sequence[str], opts: dict[str, Any], *, progress: b
                             f"models failed; see {zoo / 'failures.csv'}"), err=True)
         return EXIT_PARTIAL
     return 0
-
-
-def _counting(on_progress: Any, done: dict[str, int]) -> Any:
-    """Wrap the bar's callback to remember how many models finished (for the interrupt line)."""
-
-    def callback(m_done: int, m_total: int, t_done: int, t_known: int) -> None:
-        done["models"] = m_done
-        if on_progress is not None:
-            on_progress(m_done, m_total, t_done, t_known)
-
-    return callback

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from weightstats.errors import OptionError, WeightstatsError
 
 GIB = 1024**3
@@ -19,6 +21,22 @@ CONNECT_TIMEOUT_S = 5.0
 # and the fits run about 2x slower. The local cluster's workers keep glibc's defaults (a real
 # cluster's workers follow their own Dask configuration; see README "Sweeps").
 WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+class IgnoreInterrupts(WorkerPlugin):
+    """Worker plugin: the local cluster's workers ignore SIGINT. Ctrl-C in a terminal reaches
+    the whole process group; the sweep's own process stops the cluster, and workers that also
+    caught it would each print a traceback. Registered as a plugin so that a worker restarted
+    after a crash ignores it too."""
+
+    name = "weightstats-ignore-sigint"
+
+    def setup(self, worker: Any) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def machine() -> tuple[int, int]:
@@ -101,6 +119,7 @@ def sweep_client(client: Any = None, *, workers: int | None = None,
                                silence_logs=logging.CRITICAL)
     try:
         local = Client(cluster, set_as_default=False)
+        local.register_plugin(IgnoreInterrupts())
         try:
             yield local
         finally:
