@@ -17,7 +17,8 @@ from typing import Any
 
 import click
 
-from weightstats import interrupts
+from weightstats import __version__, interrupts
+from weightstats.cliutil import add_short_flags, default_compare_out, list_lines, set_help, status
 from weightstats.errors import WeightstatsError
 from weightstats.latent.cli import latent_options, run_latent_command
 from weightstats.text import one_line, terminal
@@ -40,6 +41,17 @@ class _Interrupted(Exception):
 
 class WeightstatsGroup(click.Group):
     """A click group that maps every failure to one line and an exit code."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence (click cuts them at ~45 characters)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -148,7 +160,7 @@ def _fit_options(f: Any) -> Any:
         click.option("--seed", type=WHOLE, default=0, show_default=True,
                      help="Random seed (0 to 2**64 - 1)."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
-                     help="Report directory (default reports/<model>/)."),
+                     help="Report directory [default: reports/<model>/]."),
         click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
                      help="Comma list of outputs: csv, md, json, html, png."),
         click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
@@ -166,6 +178,8 @@ def _fit_options(f: Any) -> Any:
 
 
 @click.group(cls=WeightstatsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="weightstats",
+                      message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, hidden=True)
 def cli(debug: bool) -> None:
     """Are trained weights Gaussian, Laplace or heavy-tailed? Per-layer fits and reports."""
@@ -186,15 +200,24 @@ _MODEL_OPTIONS = ("families", "kinds", "layers", "min_size", "ks_sample", "ks_re
                   "seed", "jobs", "per_channel")
 
 
-def _run_fits(specs: Sequence[str], opts: dict[str, Any]) -> list[Any]:
+def _run_fits(specs: Sequence[str], kwargs: dict[str, Any], progress: bool) -> list[Any]:
     from weightstats.api import fit_model
 
-    kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
     reports = []
     for spec in specs:
-        with _progress(sys.stderr.isatty(), spec) as on_layer:
+        with _progress(progress, spec) as on_layer:
             reports.append(fit_model(spec, **kwargs, on_layer=on_layer))
     return reports
+
+
+def _live(quiet: bool) -> bool:
+    """Spinners and bars: on a terminal's stderr, unless --quiet."""
+    return not quiet and sys.stderr.isatty()
+
+
+def _quiet_option(f: Any) -> Any:
+    return click.option("--quiet", is_flag=True,
+                        help="Print nothing but errors: no table, summary or progress.")(f)
 
 
 class _progress:
@@ -227,10 +250,12 @@ class _progress:
                              console=Console(stderr=True), transient=True)
         self._bar.start()
         # The total is known once the layers are selected: the first callback brings it.
-        task = self._bar.add_task(terminal(f"fitting {self.label}"), total=None, layer="")
+        # Until then the model is being resolved, loaded or downloaded.
+        task = self._bar.add_task(terminal(f"loading {self.label}"), total=None, layer="")
 
         def on_layer(done: int, total: int, name: str) -> None:
-            self._bar.update(task, completed=done, total=total, layer=terminal(name))
+            self._bar.update(task, completed=done, total=total, layer=terminal(name),
+                             description=terminal(f"fitting {self.label}"))
 
         return on_layer
 
@@ -242,16 +267,12 @@ class _progress:
 def _console() -> Any:
     from rich.console import Console
 
-    # Off a terminal rich would wrap at 80 columns and squash the table; logs want full rows.
+    # Off a terminal rich would wrap at 80 columns; logs and pipes want whole lines (the
+    # tables fit themselves, weightstats.clitable).
     console = Console()
     if not console.is_terminal:
-        console = Console(width=240)
+        console = Console(width=240, soft_wrap=True)
     return console
-
-
-def _is_name(value: Any) -> bool:
-    """A fitted family name; unfitted layers carry NaN (truthy!) or an empty value."""
-    return isinstance(value, str) and bool(value)
 
 
 def _check_out(out: Path | None, n_reports: int = 1, formats: str = "",
@@ -270,59 +291,31 @@ def _check_out(out: Path | None, n_reports: int = 1, formats: str = "",
 
 
 def print_layer_table(report: Any) -> None:
-    """The per-layer terminal table."""
-    from rich.table import Table
-    from rich.text import Text
+    """The per-layer table, fitted to the terminal (:mod:`weightstats.clitable`)."""
+    from weightstats.clitable import layer_columns, print_table
 
-    from weightstats.report.text import (
-        ADEQUACY_LABELS,
-        displayed,
-        family_label,
-        fmt,
-        fmt_shape,
-        shape_column,
-        shape_header,
-    )
-
-    # Names come from the weights file: Text cells are never parsed as rich markup, and
-    # terminal() shows control characters escaped instead of sending them to the terminal.
-    table = Table(title=Text(f"{terminal(report.model)}: per-layer fits"), title_justify="left")
-    shapes = displayed(report.families)  # one column per fitted family's shape parameter
-    for col in ("layer", "kind", "n", "best (AIC)", "ΔAIC", "best (BIC)", "fit",
-                *(shape_header(fam) for fam in shapes)):
-        table.add_column(col, justify="left" if col in ("layer", "kind") else "right")
-    for fam in report.families:
-        table.add_column(f"D {fam}", justify="right")
-    table.add_column("ex. kurt", justify="right")
-    for _, row in report.wide().iterrows():
-        cells = [row["layer"], row["kind"], f"{int(row['n']):,}",
-                 family_label(row["best_aic"]) if _is_name(row["best_aic"]) else row["status"],
-                 fmt(row["delta_aic"], 3),
-                 family_label(row["best_bic"]) if _is_name(row["best_bic"]) else "",
-                 ADEQUACY_LABELS.get(row.get("adequacy"), "")]
-        cells += [fmt_shape(row[shape_column(fam)], fam) for fam in shapes]
-        cells += [fmt(row[f"ks_D_{fam}"], 3) for fam in report.families]
-        cells.append(fmt(row["excess_kurtosis"], 3))
-        table.add_row(*[Text(terminal(c)) for c in cells])
-    _console().print(table)
+    print_table(_console(), f"{report.model}: per-layer fits", layer_columns(report))
 
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC [SPEC ...]")
 @_fit_options
-def fit(specs: tuple[str, ...], **opts: Any) -> None:
+@_quiet_option
+def fit(specs: tuple[str, ...], quiet: bool, **opts: Any) -> None:
     """Fit each layer of SPEC (a model name, file or hub id) and write a report.
 
     With several SPECs, --out is the parent directory of one report per model.
     """
-    _check_out(opts["out"], len(specs), opts["formats"], opts["no_plots"])
-    from rich.text import Text
+    with status("starting", _live(quiet)):  # imports and checks, before the bar
+        _check_out(opts["out"], len(specs), opts["formats"], opts["no_plots"])
+        from rich.text import Text
 
-    from weightstats.api import unique_names
-    from weightstats.fitting.compare import AIC_NOTE_SHORT
-    from weightstats.report.tables import fit_note_lines, no_fit_lines
+        from weightstats.api import unique_names
+        from weightstats.fitting.compare import AIC_NOTE_SHORT
+        from weightstats.report.tables import fit_note_lines, no_fit_lines
 
-    reports = _run_fits(specs, opts)
+        kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
+    reports = _run_fits(specs, kwargs, _live(quiet))
     unique_names(reports)
     console = _console()
     failed: list[tuple[str, Exception]] = []
@@ -333,25 +326,28 @@ def fit(specs: tuple[str, ...], **opts: Any) -> None:
         else:
             out = opts["out"] if len(reports) == 1 else opts["out"] / rep.model
         try:  # one report that cannot be written must not cost the others
-            print_layer_table(rep)
-            summary = rep.summary()
-            info, sentence = summary.info, summary.text
-            # The answer can name layers (no family fits ...): plain text, never markup.
-            console.print(Text(terminal(sentence), style="bold"), highlight=False)
-            for line in no_fit_lines(info):  # which layers no family fits, and why
-                console.print(Text(terminal(f"no family fits {line}")), highlight=False)
-            for line in fit_note_lines(rep, best_only=True):  # a winning mixture, in words
-                console.print(Text(terminal(line)), highlight=False)
-            console.print(terminal(f"By AIC: {info['aic_sentence']} ({AIC_NOTE_SHORT}; BIC is "
-                                   "consistent.)"), highlight=False, markup=False)
-            path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
+            if not quiet:
+                print_layer_table(rep)
+                summary = rep.summary()
+                info, sentence = summary.info, summary.text
+                # The answer can name layers (no family fits ...): plain text, never markup.
+                console.print(Text(terminal(sentence), style="bold"), highlight=False)
+                for line in no_fit_lines(info):  # which layers no family fits, and why
+                    console.print(Text(terminal(f"no family fits {line}")), highlight=False)
+                for line in fit_note_lines(rep, best_only=True):  # a winning mixture, in words
+                    console.print(Text(terminal(line)), highlight=False)
+                console.print(terminal(f"By AIC: {info['aic_sentence']} ({AIC_NOTE_SHORT}; BIC "
+                                       "is consistent.)"), highlight=False, markup=False)
+            with status(f"writing the report to {out}/", _live(quiet)):
+                path = rep.save(out, opts["formats"].split(","), plots=not opts["no_plots"])
         except Exception as err:
             if len(reports) == 1:
                 raise
             failed.append((rep.model, err))
             continue
-        console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
-                      markup=False)
+        if not quiet:
+            console.print(f"report written to {terminal(path)}/", highlight=False,
+                          soft_wrap=True, markup=False)
     _raise_failed(failed, len(reports))
 
 
@@ -368,38 +364,35 @@ def _raise_failed(failed: Sequence[tuple[str, Exception]], total: int) -> None:
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC [SPEC ...]")
 @_fit_options
-def compare(specs: tuple[str, ...], **opts: Any) -> None:
+@_quiet_option
+def compare(specs: tuple[str, ...], quiet: bool, **opts: Any) -> None:
     """Compare the summaries of several models side by side.
 
     With a single SPEC, its groups (e.g. a VAE's encoder and decoder) are compared.
     """
-    from weightstats.api import compare_models
-    from weightstats.report.compare import compare_display, save_compare
+    with status("starting", _live(quiet)):  # imports and checks, before the bar
+        from weightstats.api import compare_models
+        from weightstats.clitable import frame_columns, print_table
+        from weightstats.report.compare import compare_display, save_compare
 
-    _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
-    kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
+        _check_out(opts["out"], 1, opts["formats"], opts["no_plots"])
+        kwargs = _fit_kwargs(opts)  # everything checked before any (slow) fitting starts
     label = specs[0] if len(specs) == 1 else f"{len(specs)} models"
-    with _progress(sys.stderr.isatty(), label) as on_layer:
+    with _progress(_live(quiet), label) as on_layer:
         reports = compare_models(list(specs), **kwargs, on_layer=on_layer)
-    names = [r.model.replace(":", "-") for r in reports]
-    out = opts["out"] or Path("reports") / ("compare-" + "-vs-".join(names))
-    from rich.table import Table
-    from rich.text import Text
-
-    shown = compare_display(reports)
-    table = Table(title="best family by BIC: layers won (share of weights)",
-                  title_justify="left")
-    for col in shown.columns:
-        table.add_column(str(col), justify="left" if col == "model" else "right")
-    for row in shown.itertuples(index=False):
-        table.add_row(*[Text(terminal(v)) for v in row])
+    out = opts["out"] or default_compare_out([r.model for r in reports])
     console = _console()
-    console.print(table)
-    for rep in reports:
-        console.print(terminal(f"{rep.model}: {rep.summary().text}"), highlight=False, markup=False)
-    path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
-    console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
-                  markup=False)
+    if not quiet:
+        print_table(console, "best family by BIC: layers won (share of weights)",
+                    frame_columns(compare_display(reports)))
+        for rep in reports:
+            console.print(terminal(f"{rep.model}: {rep.summary().text}"), highlight=False,
+                          markup=False)
+    with status(f"writing the report to {out}/", _live(quiet)):
+        path = save_compare(reports, out, opts["formats"].split(","), plots=not opts["no_plots"])
+    if not quiet:
+        console.print(f"report written to {terminal(path)}/", highlight=False, soft_wrap=True,
+                      markup=False)
 
 
 @cli.command()
@@ -445,12 +438,37 @@ def latent(spec: str, **opts: Any) -> None:
 @cli.command(name="list")
 @click.argument("pattern", required=False)
 def list_cmd(pattern: str | None) -> None:
-    """List built-in and known model names (optionally matching a glob PATTERN)."""
-    from weightstats.sources import list_models
+    """List built-in, torchvision and (with 'timm:*') timm model names and their weights.
 
-    for name in list_models(pattern):
-        click.echo(name)
+    PATTERN is a case-insensitive glob ('resnet*', 'timm:vit_*'). Each line is a name that
+    fit takes, then its weights tags (NAME:TAG; NAME:none is untrained).
+    """
+    from weightstats.sources.names import is_cached
 
+    with status("reading the model names of torchvision and timm (once)",
+                sys.stderr.isatty() and not is_cached()):
+        from weightstats.sources import list_models, model_tags
+        from weightstats.text import natural_key
+
+        names = list_models(pattern)
+        entries = [(n, model_tags(n)) for n in sorted(names, key=natural_key)]
+    if not entries:
+        # stderr: a script reading the names gets none, a person reads why
+        more = "" if (pattern or "").lower().startswith("timm:") else \
+            "; timm models are listed with 'timm:*'"
+        click.echo(f"weightstats: no model names match {terminal(pattern)!r}{more}; a Hugging "
+                   "Face repo is fitted as hf:ORG/REPO, a file by its path", err=True)
+        return
+    for line in list_lines(entries):
+        click.echo(terminal(line))
+
+
+for _command in (fit, compare, sweep, latent):
+    add_short_flags(_command)
+set_help(compare, "out", "Report directory [default: reports/compare-<A>-vs-<B>/, a long name "
+         "cut and ended with a hash; one SPEC: reports/compare-<SPEC>-<group>-vs-...].")
+set_help(sweep, "out", "Folder of the sweep's table and per-model reports "
+         "[default: reports/sweep/].")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
