@@ -21,6 +21,9 @@ import numpy as np
 import pytest
 
 distributed = pytest.importorskip("distributed")
+# One LocalCluster and one reference sweep serve every test here: under `pytest -n 2
+# --dist loadgroup` they stay on one xdist worker instead of each worker starting its own.
+pytestmark = pytest.mark.xdist_group("sweep-cluster")
 
 from weightstats.report.text import to_csv_text  # noqa: E402
 
