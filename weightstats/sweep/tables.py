@@ -2,8 +2,8 @@
 
 Every value reaches the tables through JSON (:func:`model_record` is stored in the model's
 done-marker, see :mod:`.resume`), so a resumed sweep builds them from the same records as an
-uninterrupted one; rows are sorted and CSV floats are written in repr precision, so equal
-results give byte-identical files whichever worker fitted what.
+uninterrupted one; rows are sorted and CSV floats have one fixed format (as each model's
+layers.csv), so equal results give byte-identical files whichever worker fitted what.
 """
 
 from __future__ import annotations
