@@ -170,11 +170,11 @@ class HFSource(ModelSource):
             if not missing:
                 return local
             expected = missing[0]
+        # Short enough that the one error line keeps the cache path whole.
         raise OfflineError(
-            f"hf:{self.repo_id} is not in the Hugging Face cache (expected {expected} under "
-            f"{self._cache_hint()}) and {reason}: connect to the internet (unset HF_HUB_OFFLINE), "
-            f"or run `hf download {self.repo_id}` where there is network and copy that folder "
-            "into this cache, or use the built-in `digits-vae`"
+            f"hf:{self.repo_id} is not in the Hugging Face cache and {reason}: put {expected} "
+            f"into {self._cache_hint()} (`hf download {self.repo_id}` where there is network), "
+            "or use the built-in digits-vae"
         )
 
     def local_path(self) -> Path:
@@ -202,7 +202,7 @@ class HFSource(ModelSource):
         except (SpecError, LoadError):
             raise
         except Exception as err:  # connection refused, DNS, timeouts: fall back to the cache
-            reason = f"the hub is unreachable ({type(err).__name__}: {one_line(err, 100)})"
+            reason = f"the hub is unreachable ({type(err).__name__})"
             self._local = self._cached(reason)
         return self._local
 

@@ -94,9 +94,9 @@ class TimmSource(ModelSource):
         where = hub_cache_dir() / f"models--{repo.replace('/', '--')}"
         alt = f" (or {', '.join(files[1:])})" if len(files) > 1 else ""
         return OfflineError(
-            f"timm {self.model_name} weights are not in the HF cache and {reason}: connect, "
-            f"or get {files[0]}{alt} of hf:{repo} into {where} (`hf download {repo}` where "
-            f"there is network), or use timm:{self.model_name}:none (untrained)")
+            f"timm {self.model_name}: weights not in the HF cache and {reason}: put "
+            f"{files[0]}{alt} of hf:{repo} into {where} (`hf download {repo}` where there is "
+            f"network), or use timm:{self.model_name}:none (untrained)")
 
     def _weights_file(self, repo: str, revision: str | None, files: list[str]) -> Path:
         """The cached weights file, downloaded first (after one short request) if needed."""
@@ -114,8 +114,8 @@ class TimmSource(ModelSource):
             raise LoadError(f"timm {self.model_name}: its weights repo hf:{repo} is not on the "
                             f"hub ({type(err).__name__}); use timm:{self.model_name}:none") from None
         except Exception as err:  # DNS, refused, timeout: no network, and no retries
-            raise self._offline_error(repo, files, "the hub is unreachable "
-                                      f"({type(err).__name__}: {one_line(err, 60)})") from None
+            raise self._offline_error(repo, files,
+                                      f"the hub is unreachable ({type(err).__name__})") from None
         present = {s.rfilename for s in info.siblings or []}
         chosen = next((f for f in files if f in present), None)
         if chosen is None:
