@@ -14,6 +14,14 @@ $WS fit digits-vae digits-vae:none --families +mixtures --out reports.new/mixtur
 $WS compare digits-vae digits-vae:none --out reports.new/compare-digits-vae-trained-vs-untrained
 $WS compare digits-resnet digits-resnet:none --out reports.new/compare-digits-resnet-trained-vs-untrained
 $WS compare digits-vae --out reports.new/compare-digits-vae-encoder-vs-decoder
+# A real pretrained network: nudenet's YOLOv8n (320n.onnx; its ONNX export folds BatchNorm into the
+# convolutions), plain and with each output channel standardized. The wheel is installed without its
+# dependencies into a temporary folder: only the ONNX file is read, no nudenet code runs.
+NUDENET=$(mktemp -d)
+.venv/bin/python -m pip install --quiet --no-deps --target "$NUDENET" nudenet==3.4.2
+$WS fit "$NUDENET/nudenet/320n.onnx" --out reports.new/nudenet-320n
+$WS fit "$NUDENET/nudenet/320n.onnx" --per-channel --out reports.new/nudenet-320n-per-channel
+rm -rf "$NUDENET"
 # The other question: is a VAE's latent space Gaussian? Aggregate posterior vs the prior N(0, I).
 $WS latent digits-vae --out reports.new/latent/digits-vae
 $WS latent digits-vae:none --out reports.new/latent/digits-vae-none

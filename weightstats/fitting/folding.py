@@ -16,7 +16,8 @@ The signature is read from the scale-heterogeneity test the fitter already runs 
   kernel-position axes, since folding multiplies rows and leaves columns alone.
 
 A model is called folded when at least ``MIN_SHARE`` of its convolutions (tensors with a kernel
-position axis) carry the signature, and at least ``MIN_LAYERS`` of them. Trained convolutions
+position axis) whose output channels could be tested carry the signature, and at least
+``MIN_LAYERS`` of them. Trained convolutions
 kept next to their BatchNorm, and models without BatchNorm, spread their channel scales by far
 less (measured: SD 0.0-0.16 in the built-in digits models, 0.2-1.1 in nudenet's YOLOv8n, which
 ships folded), and evenly across input and output channels. A tensor property, so the verdict is
@@ -88,9 +89,13 @@ def folding_summary(layers: Iterable[Any], *, per_channel: bool = False) -> dict
     n_conv = in_conv = 0
     flagged: dict[str, float] = {}
     for lr in layers:
-        conv = is_convolution(tuple(lr.shape))
+        het = getattr(lr.fit, "heterogeneity", None) or {}
+        # Only convolutions whose output channels could be tested count (a 1x1 kernel with few
+        # inputs, or a layer too small to fit, has no output-channel result).
+        conv = is_convolution(tuple(lr.shape)) and any(
+            a.get("axis") == OUTPUT_AXIS for a in het.get("axes") or [])
         n_conv += conv
-        factor = folding_signature(getattr(lr.fit, "heterogeneity", None))
+        factor = folding_signature(het)
         if factor is not None:
             flagged[lr.name] = factor
             in_conv += conv
@@ -107,7 +112,7 @@ def folding_summary(layers: Iterable[Any], *, per_channel: bool = False) -> dict
                 "them." if per_channel else "; see --per-channel.")
         out["sentence"] = (
             f"BatchNorm appears folded into these conv weights: in {in_conv} of {n_conv} "
-            f"convolutions the per-output-channel scales vary by x{median:.2g} (median; up to "
+            f"convolutions tested the per-output-channel scales vary by x{median:.2g} (median; up to "
             f"x{factors[-1]:.2g}) beyond sampling noise, as a folded γ/σ makes them, so the "
             f"pooled weights are a scale mixture by construction{tail}")
     return out

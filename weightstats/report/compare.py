@@ -189,7 +189,7 @@ def paired_figure(reports: Sequence[ReportData]) -> Figure:
     columns = [(f, shape_column(f)) for f in displayed(families)] + [
         (None, "excess_kurtosis")]
     tables = [r.wide().set_index("layer").reindex(names) for r in reports]
-    width = min(max(10.0, 0.17 * min(len(names), MAX_NAMED_TICKS) + 3.0), 14.0)
+    width = min(max(10.0, 0.17 * min(len(names), MAX_NAMED_TICKS) + 3.0), 16.0)
     fig = new_figure(width, 2.6 * len(columns) + (1.4 if len(names) <= MAX_NAMED_TICKS else 0.6))
     axes = fig.subplots(len(columns), 1, sharex=True, squeeze=False)[:, 0]
     x = np.arange(len(names), dtype=float)

@@ -51,7 +51,7 @@ MAX_FIGURES = 2 * math.ceil(MAX_PANEL_LAYERS / PER_FIGURE) + 2
 MAX_FIGURE_BYTES = 4_000_000  # all PNGs of one report together (measured: ~2 MB at the caps)
 NCOLS = 5
 DPI = 120  # legible when opened full size; panel sizes below keep files and drawing time small
-MAX_NAMED_TICKS = 60  # per-depth figures name their layers on the x axis up to this many
+MAX_NAMED_TICKS = 80  # per-depth figures name their layers on the x axis up to this many
 # Colours, markers, shape axes (their caps, log scale, reference lines) come from each
 # family's class (``weightstats.fitting.families``): a new family needs no edit here.
 _label, _color = family_label, family_color
@@ -270,6 +270,11 @@ def _grid(n: int) -> tuple[int, int]:
 
 def small_multiples(report: ReportData, layers: Sequence[LayerResult], what: str) -> Figure:
     """One page of histogram ("hist") or QQ ("qq") panels, one legend above them all."""
+    with matplotlib.rc_context({"axes.grid": False}):  # grid lines: many artists, little use
+        return _small_multiples(report, layers, what)
+
+
+def _small_multiples(report: ReportData, layers: Sequence[LayerResult], what: str) -> Figure:
     rows, cols = _grid(len(layers))
     # Fixed margins instead of constrained layout: layout passes re-draw every tick label.
     top_in, bottom_in = 1.05, 0.5
@@ -319,7 +324,7 @@ def depth_axis(ax: Axes, wide: Any) -> None:
 
 def _depth_width(n: int) -> float:
     """Figure width in inches: room for the names of up to MAX_NAMED_TICKS layers."""
-    return float(min(max(10.0, 0.17 * min(n, MAX_NAMED_TICKS) + 3.0), 14.0))
+    return float(min(max(10.0, 0.17 * min(n, MAX_NAMED_TICKS) + 3.0), 16.0))
 
 
 def delta_ll_figure(report: ReportData) -> Figure:
