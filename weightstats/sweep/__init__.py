@@ -122,8 +122,9 @@ def sweep(
     -------
     pandas.DataFrame
         The zoo's layers table: one row per model x layer x family (zoo/layers.csv), with
-        ``attrs["models"]`` (zoo/models.csv), ``attrs["failures"]`` (model, spec, one-line
-        error) and ``attrs["skipped"]`` (models already done in ``out``).
+        ``attrs["models"]`` (zoo/models.csv's rows as dicts: ``pandas.DataFrame(...)`` them),
+        ``attrs["failures"]`` (dicts of model, spec, one-line error) and ``attrs["skipped"]``
+        (models already done in ``out``, not fitted again).
 
     Raises
     ------
@@ -153,7 +154,9 @@ def sweep(
                   skipped=len(outcome.skipped), plots=plots)
     frames = zoo_frames(records, outcome.failures)
     table = frames["layers"]
-    table.attrs = {"models": frames["models"], "failures": frames["failures"],
+    # Plain records, not frames: pandas compares attrs when merging, and frames cannot be.
+    table.attrs = {"models": frames["models"].to_dict("records"),
+                   "failures": frames["failures"].to_dict("records"),
                    "skipped": list(outcome.skipped)}
     return table
 

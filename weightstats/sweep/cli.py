@@ -67,7 +67,9 @@ def run_sweep_command(specs: Sequence[str], opts: dict[str, Any], *, progress: b
                       formats=opts["formats"].split(","), plots=not opts["no_plots"],
                       split_above=opts["split_above"], allow_pickle=opts["allow_pickle"],
                       on_progress=on_progress, **fit_options)
-    models, failures = table.attrs["models"], table.attrs["failures"]
+    import pandas as pd
+
+    models, failures = pd.DataFrame(table.attrs["models"]), pd.DataFrame(table.attrs["failures"])
     skipped = len(table.attrs["skipped"])
     for row in models.itertuples(index=False):
         click.echo(terminal(f"{row.model}: {row.sentence}"))
