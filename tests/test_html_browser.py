@@ -173,3 +173,16 @@ def test_phone_width_scrolls_tables_and_keeps_figures_full_width(report_html: Pa
     assert table_w > box_w  # the table scrolls inside its box
     assert img_w >= body_w - 40  # figures full width (less the body's padding)
     assert tall == 0  # no cell wrapped
+
+
+def test_full_size_link_opens_the_embedded_image(report_html: Path, tmp_path: Path) -> None:
+    """A data: URI cannot be opened as a page; the link opens a blob URL of the same bytes."""
+    script = """
+      var opened = [];
+      window.open = function (url) { opened.push(url); return {}; };
+      var link = document.querySelector("figure a.full");
+      var event = new window.MouseEvent("click", {bubbles: true, cancelable: true});
+      var followed = link.dispatchEvent(event);
+      return opened.length + " " + opened[0].slice(0, 5) + " " + followed;
+    """
+    assert run_in_page(report_html, script, tmp_path) == "1 blob: false"
