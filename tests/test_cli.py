@@ -54,8 +54,8 @@ def test_fit_writes_report_files(model_file: Path, tmp_path: Path) -> None:
     assert "fits best (BIC)" in result.output
     assert "features.conv2.weight" in result.output and "ex. kurt" in result.output
     assert f"report written to {out}" in result.output
-    assert {"layers.csv", "layers.md", "summary.md", "report.json", "report.html",
-            "figures", "comparisons.csv", ".weightstats-report"} == set(os.listdir(out))
+    assert {"layers.csv", "layers_wide.csv", "layers.md", "summary.md", "report.json",
+            "report.html", "figures", "comparisons.csv", ".weightstats-report"} == set(os.listdir(out))
 
 
 def test_fit_default_out_and_format_option(model_file: Path, tmp_path: Path,
@@ -65,7 +65,7 @@ def test_fit_default_out_and_format_option(model_file: Path, tmp_path: Path,
                                       "--no-plots", *FAST], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert set(os.listdir(tmp_path / "reports" / "tiny")) == {
-        "layers.csv", "comparisons.csv", "report.json", ".weightstats-report"}
+        "layers.csv", "layers_wide.csv", "comparisons.csv", "report.json", ".weightstats-report"}
     assert os.listdir(tmp_path / "reports") == ["tiny"]
 
 
