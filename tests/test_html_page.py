@@ -167,3 +167,20 @@ def test_templates_ship_with_the_package() -> None:
     assert any(d.startswith("jinja2") for d in data["project"]["dependencies"])
     names = {p.name for p in (root / "weightstats" / "report" / "templates").iterdir()}
     assert {"page.html.j2", "report.html.j2", "macros.html.j2", "page.js"} <= names
+
+
+def _decimals(texts: list[str]) -> set[int]:
+    return {len(x.split(".")[1]) for x in re.findall(r"\d+\.\d+", " ".join(texts))}
+
+
+def test_shape_and_interval_columns_have_one_format(report: ModelReport) -> None:
+    """The readable table's shape cells are text with 3 significant digits ("0.88", "0.979");
+    the page shows them as numbers in one format per column, intervals alike."""
+    table = html._layers_table(report, {})
+    names = [c["name"] for c in table["columns"]]
+    for head in ("t df", "gennorm β", "β 95% CI"):
+        j = names.index(head)
+        texts = [row[j].text for row in table["rows"]]
+        assert len(_decimals(texts)) == 1, (head, texts)
+    j = names.index("gennorm β")
+    assert all(row[j].sort for row in table["rows"])  # numbers: sortable by value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from weightstats.fitting.folding import folding_summary
-from weightstats.report.cells import Cell, natural_key, table_rows
+from weightstats.report.cells import Cell, float_format, natural_key, table_rows
 from weightstats.report.model import ReportData, safe_spec, scrub_paths
 from weightstats.report.tables import display_wide, fit_note_lines, no_fit_lines
 from weightstats.report.text import (
@@ -29,7 +30,9 @@ from weightstats.report.text import (
     family_label,
     nesting_baseline,
     panel_note,
+    shape_column,
     shape_display,
+    shape_header,
     shape_symbol,
 )
 from weightstats.text import html_text, visible
@@ -160,8 +163,46 @@ def _groups(report: ReportData, info: Mapping[str, Any]) -> dict[str, Any]:
                                 filterable=True)}
 
 
+def _interval_texts(wide: pd.DataFrame, col: str, shown: Sequence[str]) -> list[str]:
+    """``[0.459, 0.555]`` per layer in one format for the column (cells.float_format), keeping
+    the label the readable table adds where it is not a Wald interval ("(robust)")."""
+    low = wide[f"{col}_ci_low"].to_numpy(dtype=float)
+    high = wide[f"{col}_ci_high"].to_numpy(dtype=float)
+    spec = float_format([v for v in (*low, *high) if math.isfinite(v)])
+
+    def one(v: float) -> str:
+        return "∞" if v == math.inf else format(v, spec)
+
+    out = []
+    for lo, hi, text in zip(low, high, shown, strict=True):
+        label = text[text.index("]") + 1:].strip() if "]" in text else text
+        if lo == lo and hi == hi:  # both present (not NaN)
+            out.append(f"[{one(lo)}, {one(hi)}] {label}".strip())
+        else:
+            out.append(label)
+    return out
+
+
+def _consistent_shapes(report: ReportData, frame: pd.DataFrame) -> pd.DataFrame:
+    """The shape columns as numbers (one format per column, "∞" from the display's
+    ``infinite_from``) instead of the readable table's per-cell text, the intervals alike."""
+    wide = report.wide()
+    if not len(wide) or len(wide) != len(frame):
+        return frame
+    frame = frame.copy()
+    for fam in displayed(report.families):
+        col, display, head = shape_column(fam), shape_display(fam), shape_header(fam)
+        if head in frame and col in wide:
+            values = wide[col].to_numpy(dtype=float)
+            frame[head] = [math.inf if v >= display.infinite_from else float(v) for v in values]
+        ci_head = f"{shape_symbol(fam)} 95% CI"
+        if ci_head in frame and f"{col}_ci_low" in wide:
+            frame[ci_head] = _interval_texts(wide, col, [str(v) for v in frame[ci_head]])
+    return frame
+
+
 def _layers_table(report: ReportData, folded: Mapping[str, float]) -> dict[str, Any]:
-    frame = display_wide(report)
+    frame = _consistent_shapes(report, display_wide(report))
     if folded and len(frame):
         frame = frame.assign(**{"folded γ/σ": [f"x{folded[n]:.2g}" if n in folded else ""
                                                for n in frame["layer"]]})
