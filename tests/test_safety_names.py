@@ -125,8 +125,11 @@ def test_cli_errors_hide_control_characters_and_shorten_long_paths(tmp_path: Pat
 # ----------------------------------------------------------------------------- files
 def test_report_files_keep_names_inert_and_json_exact(hostile_report, tmp_path: Path) -> None:
     out = hostile_report.save(tmp_path / "rep", ["csv", "md", "json", "html"], plots=False)
-    for name in ("layers.md", "summary.md", "report.html", "layers.csv", "comparisons.csv"):
+    for name in ("layers.md", "summary.md", "report.html", "layers.csv", "layers_wide.csv",
+                 "comparisons.csv"):
         no_control((out / name).read_text(encoding="utf-8"))
+    wide = list(csv.DictReader(io.StringIO((out / "layers_wide.csv").read_text(encoding="utf-8"))))
+    assert len(wide) == len(HOSTILE) and not any(r["layer"][:1] in "=+-@" for r in wide)
     # JSON: the exact names, valid JSON
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert [lay["name"] for lay in data["layers"]] == list(HOSTILE)
