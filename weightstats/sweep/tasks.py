@@ -60,19 +60,37 @@ def failed(err: BaseException) -> dict[str, Any]:
     return {"kind": "failed", "error": scrub_paths(one_line(text, 300))}
 
 
-@functools.lru_cache(maxsize=2)
-def _resolved(target: str, allow_pickle: bool, selection: str, run: str) -> tuple[Any, list]:
-    """A model resolved once per worker and run, and its selected tensors (metadata only)."""
+class _Listed:
+    """A resolved source whose tensors were listed once (a built-in or torchvision model is
+    built again on every ``tensors()`` call); other attributes are the source's."""
+
+    def __init__(self, source: Any, tensors: list) -> None:
+        self._source, self._tensors = source, tensors
+
+    def tensors(self) -> list:
+        return self._tensors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+
+@functools.lru_cache(maxsize=1)
+def _resolved(target: str, allow_pickle: bool, selection: str,
+              run: str) -> tuple[Any, list, tuple[int, str]]:
+    """A model resolved once per worker and run (one at a time: a big model's module stays in
+    memory while cached): the source, its selected tensors and (parameter count, dtype)."""
     import json
 
     from weightstats.api import selected_layers
     from weightstats.sources import resolve
+    from weightstats.sweep.tables import source_facts
 
     source = resolve(target, allow_pickle=allow_pickle)
-    return source, selected_layers(source, json.loads(selection))
+    listed = _Listed(source, list(source.tensors()))
+    return source, selected_layers(listed, json.loads(selection)), source_facts(listed)
 
 
-def _source(item: Item, settings: Settings) -> tuple[Any, list]:
+def _source(item: Item, settings: Settings) -> tuple[Any, list, tuple[int, str]]:
     import json
 
     selection = json.dumps({k: settings.opt[k] for k in ("kinds", "layers", "min_size")},
@@ -85,13 +103,14 @@ def model_task(item: Item, settings: Settings) -> dict[str, Any]:
     try:
         from weightstats.api import fit_selected_layer
 
-        source, selected = _source(item, settings)
+        source, selected, facts = _source(item, settings)
         total = sum(int(t.numel) for t in selected)
         if settings.split_above and total > settings.split_above and len(selected) > 1:
             return {"kind": "split", "tensors": [(i, t.name, int(t.numel))
                                                  for i, t in enumerate(selected)]}
+        _resolved.cache_clear()  # fitted here, whole: nothing else needs it cached
         fits = [fit_selected_layer(t, settings.opt) for t in selected]
-        return _finish(item, settings, source, selected, fits)
+        return _finish(item, settings, source, selected, fits, facts)
     except Exception as err:
         return failed(err)
 
@@ -102,7 +121,7 @@ def tensor_task(item: Item, settings: Settings, index: int, name: str) -> Any:
         from weightstats.api import fit_selected_layer
         from weightstats.errors import LoadError
 
-        _, selected = _source(item, settings)
+        _, selected, _ = _source(item, settings)
         if index >= len(selected) or selected[index].name != name:
             raise LoadError(f"{item.spec} changed during the sweep (tensor {name} moved); "
                             "run the sweep again")
@@ -117,22 +136,22 @@ def finish_task(item: Item, settings: Settings, *fits: Any) -> dict[str, Any]:
         for fit in fits:
             if isinstance(fit, dict) and fit.get("kind") == "failed":
                 return fit
-        source, selected = _source(item, settings)
-        return {**_finish(item, settings, source, selected, list(fits)), "split": True}
+        source, selected, facts = _source(item, settings)
+        return {**_finish(item, settings, source, selected, list(fits), facts), "split": True}
     except Exception as err:
         return failed(err)
 
 
-def _finish(item: Item, settings: Settings, source: Any, selected: list,
-            fits: list) -> dict[str, Any]:
+def _finish(item: Item, settings: Settings, source: Any, selected: list, fits: list,
+            facts: tuple[int, str]) -> dict[str, Any]:
     """The report (as ``fit_model`` builds it), its folder and marker, and the zoo record."""
     from weightstats.api import report_from_fits
     from weightstats.sweep.resume import clear_marker, write_marker
-    from weightstats.sweep.tables import model_record, roundtrip, source_facts
+    from weightstats.sweep.tables import model_record, roundtrip
 
     report = report_from_fits(source, selected, fits, settings.opt)
     report.model = item.name
-    n_params, dtype = source_facts(source)
+    n_params, dtype = facts
     record = roundtrip(model_record(report, item.spec, n_params, dtype))
     if settings.out is not None:
         folder = Path(settings.out) / item.name
