@@ -48,7 +48,7 @@ PER_FIGURE = 20  # small multiples per page: 5 x 4 stays legible at the report's
 # size and drawing time of the figures whatever the model.
 MAX_POINTS = 1000
 MAX_FIGURES = 2 * math.ceil(MAX_PANEL_LAYERS / PER_FIGURE) + 2
-MAX_FIGURE_BYTES = 4_000_000  # all PNGs of one report together (measured: ~2 MB at the caps)
+MAX_FIGURE_BYTES = 3_000_000  # all PNGs of one report together (measured: ~1.4 MB at the caps)
 NCOLS = 5
 DPI = 120  # legible when opened full size; panel sizes below keep files and drawing time small
 MAX_NAMED_TICKS = 80  # per-depth figures name their layers on the x axis up to this many
