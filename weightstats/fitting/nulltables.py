@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cachedir import cache_root
 from .families import FAMILIES, Family
 from .ks import gof_statistics_rows
 
@@ -144,17 +145,6 @@ def decode(planes: np.ndarray, statistic: str) -> np.ndarray:
     """Inverse of ``encode``: the sorted table in float64."""
     diffs = np.ascontiguousarray(planes.T).view("<u4").ravel().astype(np.int64)
     return np.cumsum(diffs) * _STEP[statistic]
-
-
-def cache_root() -> Path:
-    """weightstats' cache: ``$WEIGHTSTATS_CACHE`` if set, else the platform's user cache folder
-    (platformdirs: ``$XDG_CACHE_HOME/weightstats``, by default ``~/.cache/weightstats`` on Linux,
-    ``~/Library/Caches/weightstats`` on macOS, ``%LOCALAPPDATA%\\weightstats\\Cache`` on Windows)."""
-    if os.environ.get("WEIGHTSTATS_CACHE"):
-        return Path(os.environ["WEIGHTSTATS_CACHE"])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("weightstats", appauthor=False))
 
 
 def _cache_dir() -> Path:

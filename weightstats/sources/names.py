@@ -17,20 +17,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from weightstats.cachedir import cache_root
+
 FILE_NAME = "model-names-v1.json"
-
-
-def cache_root() -> Path:
-    """``$WEIGHTSTATS_CACHE``, else the platform's user cache folder for weightstats."""
-    env = os.environ.get("WEIGHTSTATS_CACHE", "").strip()
-    if env:
-        return Path(env)
-    try:
-        import platformdirs
-
-        return Path(platformdirs.user_cache_dir("weightstats", appauthor=False))
-    except ImportError:  # pragma: no cover - platformdirs comes with the dependencies
-        return Path.home() / ".cache" / "weightstats"
 
 
 def _version(package: str) -> str:
