@@ -109,7 +109,8 @@ def _thin(depth: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray
     bins = np.array_split(np.arange(depth.size), MAX_POINTS)
     x = np.array([depth[b].mean() for b in bins])
     with np.errstate(all="ignore"):
-        y = np.array([np.nanmedian(values[b]) if np.isfinite(values[b]).any() else np.nan
+        # inf (a shape at its cap) is a value: only missing ones are skipped.
+        y = np.array([np.nanmedian(values[b]) if (~np.isnan(values[b])).any() else np.nan
                       for b in bins])
     return x, y
 
