@@ -184,3 +184,19 @@ def test_shape_and_interval_columns_have_one_format(report: ModelReport) -> None
         assert len(_decimals(texts)) == 1, (head, texts)
     j = names.index("gennorm β")
     assert all(row[j].sort for row in table["rows"])  # numbers: sortable by value
+
+
+def test_compare_of_many_groups_is_natural_and_compact(report: ModelReport, tmp_path: Path) -> None:
+    from weightstats.report.compare import save_compare, split_groups
+
+    base = report.layers
+    layers = [LayerResult(name=f"{i}.weight", kind="linear", group=str(i), shape=(8, 8),
+                          dtype="float32", index=i, fit=base[i % len(base)].fit)
+              for i in (0, 1, 2, 10, 11, 100, 3, 4, 5, 6, 7, 8)]
+    parts = split_groups(dataclasses.replace(report, model="seq", layers=layers))
+    assert [p.model for p in parts] == [f"seq:{g}" for g in (0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11,
+                                                              100)]
+    out = save_compare(parts, tmp_path / "cmp", ["html"], plots=False)
+    text = (out / "report.html").read_text()
+    assert "<title>weightstats: seq:0 vs seq:1 vs seq:2 vs seq:3 and 8 more</title>" in text
+    assert "<details><summary>12 one-sentence answers</summary>" in text

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from weightstats.report.atomic import atomic_directory
+from weightstats.report.cells import natural_key
 from weightstats.report.figures import (
     MAX_NAMED_TICKS,
     draw_references,
@@ -22,7 +23,7 @@ from weightstats.report.figures import (
     render,
     visible_short,
 )
-from weightstats.report.html import figure_html, page, table_html
+from weightstats.report.html import MAX_GROUP_BULLETS, figure_html, page, table_html
 from weightstats.report.model import ReportData
 from weightstats.report.summary import notes
 from weightstats.report.tables import check_outputs
@@ -49,7 +50,7 @@ R = TypeVar("R", bound=ReportData)
 def split_groups(report: R) -> list[R]:
     """One sub-report per group (e.g. a VAE's encoder and decoder) for ``compare`` of one spec,
     of the same class as ``report``."""
-    groups = sorted({lr.group for lr in report.layers if lr.group})
+    groups = sorted({lr.group for lr in report.layers if lr.group}, key=natural_key)
     out = []
     for g in groups:
         members = [lr for lr in report.layers if lr.group == g]
@@ -135,7 +136,7 @@ def compare_figure(reports: Sequence[ReportData]) -> Figure:
         _shape_panel(ax, reports, names, fam)
     for ax in panels[len(shapes):]:
         ax.set_axis_off()
-    fig.suptitle("weightstats: " + " vs ".join(names), fontsize=11)
+    fig.suptitle(visible(_title(reports)), fontsize=11)
     return fig
 
 
@@ -222,6 +223,13 @@ def paired_figure(reports: Sequence[ReportData]) -> Figure:
     return fig
 
 
+def _title(reports: Sequence[ReportData]) -> str:
+    """The page title: every model for a few, the first ones and a count for many."""
+    names = [r.model for r in reports]
+    shown = " vs ".join(names[:4])
+    return "weightstats: " + (shown if len(names) <= 4 else f"{shown} and {len(names) - 4} more")
+
+
 def compare_markdown(reports: Sequence[ReportData], frame: pd.DataFrame) -> str:
     """summary.md of a comparison."""
     # Model names of one spec's groups come from layer names (file content): escaped.
@@ -278,9 +286,13 @@ def save_compare(reports: Sequence[ReportData], directory: str | os.PathLike[str
                     "parameters and excess kurtosis of each layer in both models."))
             if figs:
                 sections.append(("Figures", "".join(figs)))
-            sections.append(("Summaries", "<ul>" + "".join(
+            bullets = "<ul>" + "".join(
                 f"<li><b>{html_text(r.model)}</b>: {html_text(r.summary().text)}</li>"
-                for r in reports) + "</ul>"))
-            title = "weightstats: " + " vs ".join(r.model for r in reports)
+                for r in reports) + "</ul>"
+            if len(reports) > MAX_GROUP_BULLETS:  # many groups: collapsed below the table
+                bullets = (f"<details><summary>{len(reports)} one-sentence answers</summary>"
+                           f"{bullets}</details>")
+            sections.append(("Summaries", bullets))
+            title = _title(reports)
             (tmp / "report.html").write_text(page(title, sections))
     return target
