@@ -40,9 +40,10 @@ class ModelReport(ReportData):
     def __repr__(self) -> str:
         # A few lines, never the layers' histograms (a dataclass repr ran to 185,000 characters).
         s = self.summary()
-        counts = s.table.set_index("label")[["layers_bic", "weight_share_bic", "layers_aic"]]
+        counts = s.table[["label", "layers_bic", "weight_share_bic", "layers_aic"]].rename(
+            columns={"label": "family"})
         with pd.option_context("display.float_format", "{:.3f}".format, "display.width", 100):
-            return f"{self.headline()}\n{s.text}\n{counts.to_string()}"
+            return f"{self.headline()}\n{s.text}\n{counts.to_string(index=False)}"
 
     def _repr_html_(self) -> str:
         from html import escape
