@@ -178,3 +178,32 @@ def test_model_names_cache_is_keyed_by_versions(tmp_path: Path) -> None:
     assert names._read(path) is None  # read again from torchvision
     path.write_text("{not json")
     assert names._read(path) is None
+
+
+def test_torchvision_dead_network_fails_without_downloading(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network that drops packets: torch's download has no timeout and would hang; one
+    HEAD request with a timeout decides, and the download is never started."""
+    import urllib.request
+
+    import torchvision.models as tvm
+
+    from weightstats.errors import OfflineError
+    from weightstats.sources import resolve
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    timeouts: list[float] = []
+
+    def silent(request, timeout=None):
+        timeouts.append(timeout)
+        raise TimeoutError("timed out")
+
+    def download(self, *args, **kwargs):
+        raise AssertionError("the download started")
+
+    monkeypatch.setattr(urllib.request, "urlopen", silent)
+    monkeypatch.setattr(tvm.ResNet18_Weights, "get_state_dict", download, raising=False)
+    with pytest.raises(OfflineError) as err:
+        list(resolve("resnet18").tensors())
+    assert timeouts and all(t is not None for t in timeouts)
+    assert "resnet18-f37072fd.pth" in str(err.value) and "TimeoutError" in str(err.value)

@@ -250,3 +250,27 @@ def test_compare_of_many_groups_writes_a_natural_order(tmp_path: Path, monkeypat
     models = (tmp_path / "reports" / folder / "models.csv").read_text().splitlines()[1:]
     groups = [int(m.split(",")[0].split(":")[1]) for m in models]
     assert groups == list(range(40))
+
+
+# ----------------------------------------------------------------------------- exit
+def test_program_exit_skips_the_torch_teardown(monkeypatch, capsys) -> None:
+    """Run as the program, main ends the process right after flushing (Python's teardown of
+    torch takes seconds); called from Python it raises SystemExit as before."""
+    import torch  # noqa: F401  (the teardown in question)
+
+    import weightstats.cli as cli_module
+
+    class Ended(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        raise Ended(code)
+
+    monkeypatch.setattr(cli_module.os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "argv", ["weightstats", "--version"])
+    with pytest.raises(Ended) as ended:
+        cli_module.main()
+    assert ended.value.args == (0,) and "weightstats" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        cli_module.main(["--version"])
+    assert exited.value.code == 0

@@ -8,6 +8,7 @@ the models it finished); 1 unexpected error (one line; ``--debug`` shows the tra
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import traceback
@@ -107,10 +108,43 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: runs the command line on ``argv`` (default: the program's
+    own arguments) and raises SystemExit with the exit code. Run as the program itself
+    (``argv`` None), it ends the process at once after the last line (see :func:`_exit`)."""
     signal.signal(signal.SIGTERM, _sigterm)
+    code: Any = 0
     with interrupts.watching():
-        cli.main(args=argv, prog_name="weightstats")
+        try:
+            cli.main(args=argv, prog_name="weightstats")
+        except SystemExit as done:
+            code = done.code
+    if argv is not None:  # called from Python (a test, a script): a plain SystemExit
+        sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: Any) -> None:
+    """Leave with ``code``. Once torch is loaded, Python's teardown of it takes seconds after
+    the last line is printed; with nothing left to finish (output flushed, logging shut down,
+    no other thread or child process) the process ends at once instead."""
+    import multiprocessing
+    import threading
+
+    status_code = code if isinstance(code, int) else (0 if code is None else 1)
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+    if ("torch" in sys.modules and threading.active_count() == 1
+            and not multiprocessing.active_children()):
+        import logging
+
+        logging.shutdown()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe: its reader has gone, nothing to lose
+            pass
+        os._exit(status_code)
+    sys.exit(status_code)
 
 
 class _WholeNumber(click.ParamType):

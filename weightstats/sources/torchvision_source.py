@@ -25,6 +25,7 @@ from weightstats.sources.torch_file import torch_load
 
 UNTRAINED = "none"
 SEED = 0  # untrained models are drawn with this seed, so `NAME:none` is reproducible
+PROBE_TIMEOUT = 10  # seconds for the one request that tells whether the server is reachable
 
 
 def torchvision_names() -> tuple[str, ...]:
@@ -47,6 +48,22 @@ def checkpoint_dir() -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _unreachable(url: str, timeout: float = PROBE_TIMEOUT) -> str:
+    """'' when the server of ``url`` answers one HEAD request within ``timeout`` seconds (any
+    HTTP status), else the reason in a few words."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return ""  # the server answered
+    except Exception as err:  # DNS, refused, timed out, proxy
+        reason = getattr(err, "reason", err)
+        return f"{type(err).__name__}: {one_line(reason, 60)}"
+    return ""
 
 
 class TorchvisionSource(ModelSource):
@@ -87,6 +104,12 @@ class TorchvisionSource(ModelSource):
         if path.exists():
             # Cached: load it directly (memory-mapped, weights only); no network involved.
             return torch_load(path, allow_pickle=False)
+        unreachable = _unreachable(self.weights.url)
+        if unreachable:  # torch's download has no timeout: a dead network would hang it
+            raise OfflineError(
+                f"{self.arch} weights {self.weights.name} are not cached and the download "
+                f"server is unreachable ({unreachable}): put {self.filename} at {path}, connect, "
+                f"or use `{self.arch}:none` (untrained) or the built-in `digits-resnet`")
         try:
             return self.weights.get_state_dict(progress=sys.stderr.isatty(), check_hash=True)
         except Exception as err:
