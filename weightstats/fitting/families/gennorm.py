@@ -71,29 +71,30 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     n, cols = _size(x, w), x.shape[1]
 
     def log_abs(rows, i):
-        a = np.abs(x[rows, i:i + CHUNK] - loc[rows, None])
+        # every row (always, for one row): a view, not a fancy-indexed copy
+        part = x[:, i:i + CHUNK] if rows.size == x.shape[0] else x[rows, i:i + CHUNK]
+        a = np.abs(part - loc[rows, None])
         zc = a == 0
         with np.errstate(divide="ignore"):
             lc = np.log(a)
         lc[zc] = 0.0
         return lc, zc
 
-    # log|x - loc| is cached (9 bytes/value) unless the row is huge; then it is recomputed per
-    # chunk, trading one log pass per Newton step for a bounded memory footprint.
+    # log|x - loc| is cached (9 bytes/value, per chunk) unless the row is huge; then it is
+    # recomputed per chunk, trading one log pass per Newton step for a bounded memory footprint.
     cache = x.size <= _CACHE_LOG_UP_TO
     if cache:
         every_row = np.arange(x.shape[0])
-        parts = [log_abs(every_row, i) for i in range(0, cols, CHUNK)]
-        la = np.concatenate([p[0] for p in parts], axis=1)
-        zero = np.concatenate([p[1] for p in parts], axis=1)
-        del parts
-        any_zero = bool(zero.any())
+        logs, zeros = zip(*(log_abs(every_row, i) for i in range(0, cols, CHUNK)), strict=True)
+        any_zero = any(bool(z.any()) for z in zeros)
 
     def sums(rows, b):
         total = np.zeros((rows.size, 3))
-        for i in range(0, cols, CHUNK):
+        full = rows.size == x.shape[0]
+        for k, i in enumerate(range(0, cols, CHUNK)):
             if cache:
-                lr, zr = la[rows, i:i + CHUNK], (zero[rows, i:i + CHUNK] if any_zero else None)
+                lr = logs[k] if full else logs[k][rows]
+                zr = (zeros[k] if full else zeros[k][rows]) if any_zero else None
             else:
                 lr, zr = log_abs(rows, i)
             p = np.exp(b[:, None] * lr)
