@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the committed reports/ folder (offline; deterministic for a given seed).
+# Regenerate the committed reports/ folder (offline but for the nudenet wheel, which pip fetches from
+# PyPI once and then takes from its cache; deterministic for a given seed).
 # Usage: bash scripts/make_reports.sh          (after bash scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
