@@ -184,8 +184,8 @@ def test_markdown_tables_come_from_tabulate() -> None:
     frame = pd.DataFrame({"layer": ["a|b", "c"], "D": [0.012345678, 1e-5]})
     text = markdown_table(frame)
     assert text == frame.assign(layer=["a\\|b", "c"], D=["0.01235", "1.000e-05"]).to_markdown(
-        index=False, tablefmt="github", disable_numparse=True) + "\n"
-    assert text.splitlines()[1].startswith("|---")
+        index=False, tablefmt="pipe", colalign=["left", "right"], disable_numparse=True) + "\n"
+    assert text.splitlines()[1] == "|:--------|----------:|"  # text left, numbers right
 
 
 # ----------------------------------------------------------------------------- load_report

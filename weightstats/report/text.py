@@ -211,7 +211,11 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
          for row in frame.itertuples(index=False)],
         columns=[markdown(str(c)) for c in frame.columns],
     )
-    return cells.to_markdown(index=False, tablefmt="github", disable_numparse=True) + "\n"
+    # Numbers right-aligned (the pipe format's "---:" marks it for renderers too), text left.
+    align = ["right" if pd.api.types.is_numeric_dtype(frame[c]) and
+             not pd.api.types.is_bool_dtype(frame[c]) else "left" for c in frame.columns]
+    return cells.to_markdown(index=False, tablefmt="pipe", colalign=align,
+                             disable_numparse=True) + "\n"
 
 
 # Every float in the CSV and JSON files is written with this many significant digits, so that the
