@@ -60,14 +60,10 @@ def summary_markdown(frames: dict[str, pd.DataFrame], options: dict[str, Any],
 
 
 def _md_table(frame: pd.DataFrame) -> str:
-    from weightstats.text import markdown
+    """A Markdown table of text cells (report.text.markdown_table: tabulate, cells escaped)."""
+    from weightstats.report.text import markdown_table
 
-    cols = list(frame.columns)
-    out = ["| " + " | ".join(markdown(str(c)) for c in cols) + " |",
-           "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        out.append("| " + " | ".join(markdown(str(v)) for v in row) + " |")
-    return "\n".join(out)
+    return markdown_table(frame).rstrip("\n")
 
 
 def write_zoo(out: str | Path, records: Sequence[dict[str, Any]],
