@@ -274,3 +274,41 @@ def test_program_exit_skips_the_torch_teardown(monkeypatch, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         cli_module.main(["--version"])
     assert exited.value.code == 0
+
+
+def test_every_silent_wait_shows_a_status(llm_file: Path, tmp_path: Path, monkeypatch) -> None:
+    """On a terminal: a spinner while starting (imports, checks), the bar from resolving the
+    model on, a spinner while the report and its figures are written."""
+    import contextlib
+
+    import weightstats.cli as cli_module
+
+    seen: list[tuple[str, bool]] = []
+    bars: list[tuple[bool, str]] = []
+
+    @contextlib.contextmanager
+    def status(message: str, enabled: bool | None = None):
+        seen.append((message, bool(enabled)))
+        yield lambda text: None
+
+    class progress:
+        def __init__(self, enabled: bool, label: str) -> None:
+            bars.append((enabled, label))
+
+        def __enter__(self):
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(cli_module, "status", status)
+    monkeypatch.setattr(cli_module, "_progress", progress)
+    monkeypatch.setattr(cli_module, "_live", lambda quiet: not quiet)
+    out = tmp_path / "r"
+    result = CliRunner().invoke(cli, ["fit", str(llm_file), "-o", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    assert seen == [("starting", True), (f"writing the report to {out}/", True)]
+    assert bars == [(True, str(llm_file))]
+    seen.clear()
+    CliRunner().invoke(cli, ["fit", str(llm_file), "-q", "-o", str(tmp_path / "q"), *FAST])
+    assert seen and not any(enabled for _, enabled in seen)
