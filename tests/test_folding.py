@@ -94,3 +94,18 @@ def test_summary_md_states_the_folding(tmp_path) -> None:
     plain = {f"c{i}.weight": conv(i) for i in range(4)}
     out = fit_model(plain, ks_sample=300, ks_replicates=19).save(tmp_path / "p", formats=("md",))
     assert "BatchNorm" not in (out / "summary.md").read_text()
+
+
+def test_cli_prints_the_folding_sentence(tmp_path) -> None:
+    from click.testing import CliRunner
+    from safetensors.numpy import save_file
+
+    from weightstats.cli import cli
+
+    path = tmp_path / "folded.safetensors"
+    save_file({f"c{i}.weight": folded(conv(i), i, sd=0.6) for i in range(4)}, str(path))
+    result = CliRunner().invoke(cli, ["fit", str(path), "--out", str(tmp_path / "r"),
+                                      "--no-plots", "--ks-sample", "300",
+                                      "--ks-replicates", "19"])
+    assert result.exit_code == 0, result.output
+    assert "BatchNorm appears folded into these conv weights" in " ".join(result.output.split())

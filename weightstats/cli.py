@@ -370,6 +370,11 @@ def fit(specs: tuple[str, ...], quiet: bool, **opts: Any) -> None:
                     console.print(Text(terminal(f"no family fits {line}")), highlight=False)
                 for line in fit_note_lines(rep, best_only=True):  # a winning mixture, in words
                     console.print(Text(terminal(line)), highlight=False)
+                from weightstats.fitting.folding import folding_summary
+
+                fold = folding_summary(rep.layers, per_channel=bool(rep.options.get("per_channel")))
+                if fold["sentence"]:  # BatchNorm folded into the convolutions (γ/σ per channel)
+                    console.print(Text(terminal(fold["sentence"])), highlight=False)
                 console.print(terminal(f"By AIC: {info['aic_sentence']} ({AIC_NOTE_SHORT}; BIC "
                                        "is consistent.)"), highlight=False, markup=False)
             with status(f"writing the report to {out}/", _live(quiet)):
