@@ -303,9 +303,11 @@ def _console() -> Any:
 
     # Off a terminal rich would wrap at 80 columns; logs and pipes want whole lines (the
     # tables fit themselves, weightstats.clitable).
-    console = Console()
+    from weightstats.cliutil import GuardedStdout
+
+    console = Console(file=GuardedStdout())
     if not console.is_terminal:
-        console = Console(width=240, soft_wrap=True)
+        console = Console(file=GuardedStdout(), width=240, soft_wrap=True)
     return console
 
 

@@ -85,3 +85,43 @@ def list_lines(entries: Sequence[tuple[str, str]]) -> list[str]:
     """``weightstats list``'s output: each name, then its weight tags aligned after it."""
     width = max((len(name) for name, _ in entries), default=0)
     return [f"{name.ljust(width)}  {tags}".rstrip() for name, tags in entries]
+
+
+class GuardedStdout:
+    """``sys.stdout`` for rich, such that a reader that has gone (``weightstats fit m | head``)
+    costs no report: on a broken pipe the process's stdout is pointed at ``os.devnull`` and the
+    command carries on. Delegates to whatever ``sys.stdout`` is at each call."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_to_devnull()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+def _stdout_to_devnull() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's buffer)
+        pass
