@@ -165,7 +165,7 @@ def _shape_panel(ax: Axes, reports: Sequence[ReportData], names: list[str], fam:
         log_y(ax)
     draw_references(ax, fam, display.references)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     meaning = f": {display.beyond}" if display.beyond else ""
     ax.set_title(f"{family_label(fam)} {display.symbol} per layer (≥{cap:g} shown at "
                  f"{cap:g}{meaning})", fontsize=10)
