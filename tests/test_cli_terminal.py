@@ -193,6 +193,8 @@ def test_list_shows_weight_tags_in_natural_order() -> None:
     assert resnet50.rstrip().endswith("none")
     vae = CliRunner().invoke(cli, ["list", "digits-vae"]).output
     assert vae.startswith("digits-vae") and "none" in vae
+    every = CliRunner().invoke(cli, ["list"]).output.splitlines()
+    assert [ln.split()[0] for ln in every[:2]] == ["digits-resnet", "digits-vae"]  # built-ins
 
 
 def test_list_says_when_nothing_matches() -> None:

@@ -488,11 +488,12 @@ def list_cmd(pattern: str | None) -> None:
 
     with status("reading the model names of torchvision and timm (once)",
                 sys.stderr.isatty() and not is_cached()):
-        from weightstats.sources import list_models, model_tags
+        from weightstats.sources import BUILTIN_NAMES, list_models, model_tags
         from weightstats.text import natural_key
 
-        names = list_models(pattern)
-        entries = [(n, model_tags(n)) for n in sorted(names, key=natural_key)]
+        names = list_models(pattern)  # built-in models first, then in natural order
+        names.sort(key=lambda n: (n not in BUILTIN_NAMES, natural_key(n)))
+        entries = [(n, model_tags(n)) for n in names]
     if not entries:
         # stderr: a script reading the names gets none, a person reads why
         more = "" if (pattern or "").lower().startswith("timm:") else \
