@@ -11,7 +11,13 @@ import numpy as np
 from weightstats.errors import LoadError, OptionError
 from weightstats.text import one_line
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+def image_suffixes() -> frozenset[str]:
+    """File suffixes of the image formats Pillow can open (its own registry, not a copied list)."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
 def digits_heldout() -> tuple[Any, str]:
@@ -34,14 +40,14 @@ def image_files(folder: str | os.PathLike[str]) -> list[Path]:
         raise OptionError(f"--data {folder}: no such folder; pass a folder of images")
     if not path.is_dir():
         raise OptionError(f"--data {folder} is not a folder; pass a folder of images")
+    suffixes = image_suffixes()
     try:
-        files = sorted(p for p in path.iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file())
     except OSError as err:
         raise LoadError(f"cannot list --data {folder}: {err.strerror or err}") from None
     if not files:
-        raise OptionError(f"--data {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                          "pass a folder with some")
+        raise OptionError(f"--data {folder} holds no images Pillow can read (.png, .jpg, .webp, "
+                          "...); pass a folder with some")
     return files
 
 
