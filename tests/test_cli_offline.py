@@ -157,8 +157,9 @@ _NAMES_PROBE = textwrap.dedent("""
 def test_model_names_cache_spares_the_imports(tmp_path: Path) -> None:
     env = {"WEIGHTSTATS_CACHE": str(tmp_path / "cache")}
     first = _run(["-c", _NAMES_PROBE], tmp_path, **env)
-    path = tmp_path / "cache" / "model-names-v1.json"
-    assert first.returncode == 0 and path.is_file(), first.stderr
+    assert first.returncode == 0, first.stderr
+    for name in ("torchvision-names-v1.json", "timm-names-v1.json"):
+        assert (tmp_path / "cache" / name).is_file()
     second = _run(["-c", _NAMES_PROBE], tmp_path, **env)
     count, tv, timm, message = second.stdout.split(" ", 3)
     assert first.stdout.split(" ", 1)[0] == count and int(count) >= 5
@@ -168,16 +169,29 @@ def test_model_names_cache_spares_the_imports(tmp_path: Path) -> None:
 def test_model_names_cache_is_keyed_by_versions(tmp_path: Path) -> None:
     from weightstats.sources import names
 
-    path = tmp_path / names.FILE_NAME
-    data = {"versions": names.versions(), "torchvision": {"x": {"tags": [], "default": ""}},
-            "timm_pretrained": [], "timm_architectures": []}
+    path = tmp_path / names.FILE_NAMES["torchvision"]
+    data = {"versions": names.versions("torchvision"),
+            "models": {"x": {"tags": [], "default": ""}}}
     path.write_text(json.dumps(data))
-    assert names._read(path) == data
+    assert names._read(path, "torchvision") == data
     data["versions"] = {**data["versions"], "torchvision": "0.0.0"}  # an upgrade
     path.write_text(json.dumps(data))
-    assert names._read(path) is None  # read again from torchvision
+    assert names._read(path, "torchvision") is None  # read again from torchvision
     path.write_text("{not json")
-    assert names._read(path) is None
+    assert names._read(path, "torchvision") is None
+
+
+_TORCHVISION_ONLY = textwrap.dedent("""
+    import sys
+    from weightstats.sources import resolve
+    resolve("resnet18:none")
+    print("timm" in sys.modules)
+""")
+
+
+def test_a_torchvision_name_never_imports_timm(tmp_path: Path) -> None:
+    proc = _run(["-c", _TORCHVISION_ONLY], tmp_path, WEIGHTSTATS_CACHE=str(tmp_path / "c"))
+    assert proc.stdout.strip() == "False", proc.stderr
 
 
 def test_torchvision_dead_network_fails_without_downloading(tmp_path: Path,

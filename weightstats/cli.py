@@ -486,8 +486,9 @@ def list_cmd(pattern: str | None) -> None:
     """
     from weightstats.sources.names import is_cached
 
-    with status("reading the model names of torchvision and timm (once)",
-                sys.stderr.isatty() and not is_cached()):
+    part = "timm" if (pattern or "").lower().startswith("timm:") else "torchvision"
+    with status(f"reading the model names of {part} (once per version)",
+                sys.stderr.isatty() and not is_cached(part)):
         from weightstats.sources import BUILTIN_NAMES, list_models, model_tags
         from weightstats.text import natural_key
 

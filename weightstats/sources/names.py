@@ -1,9 +1,9 @@
-"""The model names of torchvision and timm, kept in a small JSON file in the cache directory.
+"""The model names of torchvision and timm, kept in small JSON files in the cache directory.
 
 Listing them means importing torchvision or timm (seconds); ``weightstats list`` and the
-did-you-mean of an unknown name need only the names. The file is keyed by the installed
-versions of torch, torchvision and timm (read from package metadata, no import), so an upgrade
-rebuilds it; a cache that cannot be read or written only costs the imports.
+did-you-mean of an unknown name need only the names. Each file is keyed by the installed
+versions of its packages (read from package metadata, no import), so an upgrade rebuilds it;
+a cache that cannot be read or written only costs the imports.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 
 from weightstats.cachedir import cache_root
 
-FILE_NAME = "model-names-v1.json"
+# One file per package, so that resolving a torchvision name never imports timm.
+FILE_NAMES = {"torchvision": "torchvision-names-v1.json", "timm": "timm-names-v1.json"}
+PACKAGES = {"torchvision": ("torch", "torchvision"), "timm": ("torch", "timm")}
 
 
 def _version(package: str) -> str:
@@ -29,41 +31,41 @@ def _version(package: str) -> str:
         return ""
 
 
-def versions() -> dict[str, str]:
-    """Installed versions of the packages the names come from."""
-    return {p: _version(p) for p in ("torch", "torchvision", "timm")}
+def versions(part: str) -> dict[str, str]:
+    """Installed versions of the packages the names of ``part`` come from."""
+    return {p: _version(p) for p in PACKAGES[part]}
 
 
-def _build() -> dict[str, Any]:
-    """Import torchvision and timm and read their names (the slow path)."""
+def _build(part: str) -> dict[str, Any]:
+    """Import torchvision or timm and read its names (the slow path)."""
     import warnings
 
-    import torchvision.models as tvm
+    out: dict[str, Any] = {"versions": versions(part)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if part == "torchvision":
+            import torchvision.models as tvm
 
-    torchvision: dict[str, dict[str, Any]] = {}
-    for name in tvm.list_models(module=tvm):
-        enum = tvm.get_model_weights(name)
-        default = enum["DEFAULT"].name if "DEFAULT" in enum.__members__ else ""
-        torchvision[name] = {"tags": [m.name for m in enum], "default": default}
-    out: dict[str, Any] = {"versions": versions(), "torchvision": torchvision}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            models: dict[str, dict[str, Any]] = {}
+            for name in tvm.list_models(module=tvm):
+                enum = tvm.get_model_weights(name)
+                default = enum["DEFAULT"].name if "DEFAULT" in enum.__members__ else ""
+                models[name] = {"tags": [m.name for m in enum], "default": default}
+            out["models"] = models
+        else:
             import timm
 
-            out["timm_pretrained"] = list(timm.list_models(pretrained=True))
-            out["timm_architectures"] = list(timm.list_models())
-    except ImportError:  # pragma: no cover - timm is a dependency
-        out["timm_pretrained"], out["timm_architectures"] = [], []
+            out["pretrained"] = list(timm.list_models(pretrained=True))
+            out["architectures"] = list(timm.list_models())
     return out
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _read(path: Path, part: str) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("versions") != versions():
+    if not isinstance(data, dict) or data.get("versions") != versions(part):
         return None
     return data
 
@@ -83,37 +85,37 @@ def _write(path: Path, data: dict[str, Any]) -> None:
                 os.unlink(tmp)
 
 
-def is_cached() -> bool:
-    """True when the names can be read without importing torchvision or timm."""
-    return _read(cache_root() / FILE_NAME) is not None
+def is_cached(part: str = "torchvision") -> bool:
+    """True when the names of ``part`` can be read without importing its package."""
+    return _read(cache_root() / FILE_NAMES[part], part) is not None
 
 
-@functools.lru_cache(maxsize=1)
-def _index(root: str) -> dict[str, Any]:
-    path = Path(root) / FILE_NAME
-    data = _read(path)
+@functools.lru_cache(maxsize=4)
+def _index(root: str, part: str) -> dict[str, Any]:
+    path = Path(root) / FILE_NAMES[part]
+    data = _read(path, part)
     if data is None:
-        data = _build()
+        data = _build(part)
         _write(path, data)
     return data
 
 
-def index() -> dict[str, Any]:
-    """The names: ``torchvision`` (name -> tags and default tag), ``timm_pretrained``,
-    ``timm_architectures``."""
-    return _index(str(cache_root()))
+def index(part: str) -> dict[str, Any]:
+    """The names of ``part``: "torchvision" (``models``: name -> tags and default tag) or
+    "timm" (``pretrained`` and ``architectures``)."""
+    return _index(str(cache_root()), part)
 
 
 def torchvision_models() -> dict[str, dict[str, Any]]:
     """torchvision classification models: name -> {"tags": [...], "default": tag}."""
-    return index()["torchvision"]
+    return index("torchvision")["models"]
 
 
 def timm_pretrained() -> tuple[str, ...]:
     """timm names with a weights tag (``resnet50.a1_in1k``)."""
-    return tuple(index()["timm_pretrained"])
+    return tuple(index("timm")["pretrained"])
 
 
 def timm_architectures() -> frozenset[str]:
     """timm architecture names (``resnet50``)."""
-    return frozenset(index()["timm_architectures"])
+    return frozenset(index("timm")["architectures"])
