@@ -72,6 +72,9 @@ def test_tensor_fit_repr_is_the_per_family_table(report: ModelReport) -> None:
         "normal", "laplace", "t", "gennorm"]
     assert "df_at_cap" in text and "inf" in text and "histogram" not in text
     assert "<table" in fit._repr_html_()
+    layer = repr(report.layers[0])  # a layer shows its fit the same way
+    assert layer.startswith("LayerResult a.conv.weight (conv, depth 0): TensorFit:")
+    assert len(layer) < 1000 and "<table" in report.layers[0]._repr_html_()
 
 
 # ----------------------------------------------------------------------------- one style

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class LayerResult:
     """One fitted weight tensor.
 
@@ -41,3 +41,14 @@ class LayerResult:
     def shape_str(self) -> str:
         """Shape as ``64x3x7x7`` (CSV-friendly)."""
         return "x".join(str(s) for s in self.shape)
+
+    def __repr__(self) -> str:
+        # One line plus the fit's per-family table, never the histogram.
+        return f"LayerResult {self.name} ({self.kind}, depth {self.index}): {self.fit!r}"
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        fit_html = getattr(self.fit, "_repr_html_", None)
+        body = fit_html() if fit_html is not None else f"<pre>{escape(repr(self.fit))}</pre>"
+        return f"<p><b>{escape(self.name)}</b> ({escape(self.kind)}, depth {self.index})</p>" + body
