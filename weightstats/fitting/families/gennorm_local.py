@@ -38,22 +38,26 @@ class LocalCost:
         # |r - d|^beta = |r|^beta (1 - d/r)^beta = |r|^beta sum_k C(beta, k) (-d/r)^k with r = x - mid
         # and d = m - mid, so moments M_k = sum w |r|^beta r^-k (one power pass) give every m.
         moments = np.zeros(_TERMS)
-        for part, weight in ((x[:a], None if w is None else w[:a]),
-                             (x[b:], None if w is None else w[b:])):
-            for i in range(0, part.size, _CHUNK):
-                r = part[i:i + _CHUNK] - self.mid
-                p = np.abs(r) ** beta
-                if weight is not None:
-                    p *= weight[i:i + _CHUNK]
-                inv = np.reciprocal(r, out=r)
-                for k in range(_TERMS):
-                    moments[k] += p.sum()
-                    if k + 1 < _TERMS:
-                        p *= inv
-        k = np.arange(_TERMS)
-        binom = np.cumprod(np.r_[1.0, (beta - k[:-1]) / (k[:-1] + 1.0)])  # C(beta, k)
-        self.coef = binom * moments * (-1.0) ** k  # the series in d
-
+        # An interval of ~1e-300 (a bracket around an atom) overflows r^-k: then every cost is
+        # a full pass, as without this class.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for part, weight in ((x[:a], None if w is None else w[:a]),
+                                 (x[b:], None if w is None else w[b:])):
+                for i in range(0, part.size, _CHUNK):
+                    r = part[i:i + _CHUNK] - self.mid
+                    p = np.abs(r) ** beta
+                    if weight is not None:
+                        p *= weight[i:i + _CHUNK]
+                    inv = np.reciprocal(r, out=r)
+                    for k in range(_TERMS):
+                        moments[k] += p.sum()
+                        if k + 1 < _TERMS:
+                            p *= inv
+            k = np.arange(_TERMS)
+            binom = np.cumprod(np.r_[1.0, (beta - k[:-1]) / (k[:-1] + 1.0)])  # C(beta, k)
+            self.coef = binom * moments * (-1.0) ** k  # the series in d
+        if not (np.all(np.isfinite(self.coef)) and self.half > 0):
+            self.lo, self.hi = np.inf, -np.inf  # no m inside: full passes
     def covers(self, lo: float, hi: float) -> bool:
         return self.lo <= lo and hi <= self.hi
 
