@@ -16,24 +16,11 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hubcache import make_snapshot
 
 from weightstats.cli import cli
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TIMM_MODEL = "resnet18.a1_in1k"
-
-
-@pytest.fixture
-def online_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Path:
-    """An empty HF cache, HF_HUB_OFFLINE unset, every connection refused."""
-    cache = tmp_path / "hf" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    return cache
 
 
 @pytest.fixture
@@ -58,13 +45,6 @@ def hub_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     return calls
 
 
-def _snapshot(cache: Path, repo: str, ref: str = "main") -> Path:
-    storage = cache / ("models--" + repo.replace("/", "--"))
-    (storage / "refs").mkdir(parents=True, exist_ok=True)
-    (storage / "refs" / ref).write_text(COMMIT)
-    snap = storage / "snapshots" / COMMIT
-    snap.mkdir(parents=True, exist_ok=True)
-    return snap
 
 
 def test_uncached_timm_fails_after_one_request(online_cache: Path, hub_calls, tmp_path) -> None:
@@ -88,7 +68,7 @@ def test_cached_timm_weights_load_with_no_request(online_cache: Path, hub_calls)
 
     torch.manual_seed(5)
     state = timm.create_model("resnet18", pretrained=False).state_dict()
-    snap = _snapshot(online_cache, f"timm/{TIMM_MODEL}")
+    snap = make_snapshot(online_cache, f"timm/{TIMM_MODEL}")
     save_file({k: v.contiguous() for k, v in state.items()}, str(snap / "model.safetensors"))
     tensors = {t.name: t for t in resolve(f"timm:{TIMM_MODEL}").tensors()}
     np.testing.assert_array_equal(tensors["fc.weight"].load(), state["fc.weight"].numpy())
@@ -101,7 +81,7 @@ def test_hf_tag_found_through_the_cache_scan(online_cache: Path) -> None:
 
     from weightstats.sources import resolve
 
-    snap = _snapshot(online_cache, "acme/tagged", ref="v1")
+    snap = make_snapshot(online_cache, "acme/tagged", ref="v1")
     save_file({"w.weight": torch.ones(4, 4)}, str(snap / "model.safetensors"))
     assert [t.name for t in resolve("hf:acme/tagged@v1").tensors()] == ["w.weight"]
     with pytest.raises(Exception, match="put model.safetensors into"):

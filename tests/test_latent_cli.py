@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import huggingface_hub.constants
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hubcache import COMMIT, make_snapshot
 
 from weightstats.cli import cli
 
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 REPO = "tiny-org/tiny-vae"
 FAST = ["--ks-replicates", "200"]
 
@@ -30,33 +29,18 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Path:
-    """An empty HF cache, offline (huggingface_hub read the env at import: patch both)."""
-    cache = tmp_path / "hf" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
 def cache_vae(cache: Path, repo: str = REPO, **config) -> None:
     """A tiny random AutoencoderKL saved into models--ORG--REPO/snapshots/<commit>/."""
     import torch
     from diffusers import AutoencoderKL
 
-    storage = cache / ("models--" + repo.replace("/", "--"))
-    (storage / "refs").mkdir(parents=True)
-    (storage / "refs" / "main").write_text(COMMIT)
+    snap = make_snapshot(cache, repo)
     torch.manual_seed(0)
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16),
                         layers_per_block=1, latent_channels=4, norm_num_groups=8,
                         sample_size=16, **config)
-    vae.save_pretrained(storage / "snapshots" / COMMIT)
+    vae.save_pretrained(snap)
 
 
 def make_images(folder: Path, n: int = 6) -> Path:

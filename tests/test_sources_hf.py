@@ -9,37 +9,13 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+from hubcache import COMMIT, make_snapshot
 from safetensors.torch import save_file
 
 from weightstats.errors import OfflineError, SpecError
 from weightstats.layers import select
 from weightstats.sources import resolve
 from weightstats.sources.hf_source import parse_hf_spec
-
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> Path:
-    """An empty HF cache, offline. huggingface_hub read the env at import, so patch both."""
-    cache = tmp_path / "hf" / "hub"
-    cache.mkdir(parents=True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
-def make_snapshot(cache: Path, repo: str) -> Path:
-    """models--ORG--REPO/{refs/main, snapshots/<commit>/}, the layout huggingface_hub writes."""
-    storage = cache / ("models--" + repo.replace("/", "--"))
-    (storage / "refs").mkdir(parents=True)
-    (storage / "refs" / "main").write_text(COMMIT)  # no newline, as huggingface_hub writes it
-    snap = storage / "snapshots" / COMMIT
-    snap.mkdir(parents=True)
-    return snap
 
 
 def vae_state() -> dict[str, torch.Tensor]:
