@@ -6,6 +6,7 @@ bare ``matplotlib.figure.Figure`` (no pyplot state), which notebooks display and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,27 +36,46 @@ def _message(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
 
 
-def draw_density(ax: Axes, fit: Any, families: list[str]) -> None:
-    """The histogram as a density on a log axis (the tails are where families differ), with
-    each family's fitted pdf."""
+def histogram_density(fit: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The fitter's histogram as a density (NaN in empty bins) and its edges."""
     counts = np.asarray(fit.histogram[0], dtype=float)
     edges = np.asarray(fit.histogram[1], dtype=float)
     widths = np.diff(edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         dens = np.where((counts > 0) & (widths > 0), counts / (counts.sum() * widths), np.nan)
+    return dens, edges
+
+
+def draw_fits(ax: Axes, fit: Any, families: Sequence[str], *, lw: float = 1.2,
+              data_label: str = "data") -> np.ndarray:
+    """The histogram as a density with each family's fitted pdf over it (linear axes; the
+    caller picks the scale, then :func:`fit_ylim`). Returns the density."""
+    dens, edges = histogram_density(fit)
     ax.stairs(np.nan_to_num(dens, nan=0.0), edges, color="0.35", fill=True, alpha=0.35,
-              label=f"data (n = {fit.n:,})")
+              label=data_label)
     x = np.linspace(edges[0], edges[-1], 400)
     for fam in families:
         try:
             pdf = np.asarray(fit.frozen(fam).pdf(x), dtype=float)
         except Exception:  # a family whose fit failed has no pdf; the others still plot
             continue
-        ax.plot(x, pdf, color=_color(fam), lw=1.2, label=_label(fam))
-    ax.set_yscale("log")
+        ax.plot(x, pdf, color=_color(fam), lw=lw, label=_label(fam))
+    return dens
+
+
+def fit_ylim(ax: Axes, dens: np.ndarray) -> None:
+    """Log-axis limits a factor 3 beyond the data's smallest and largest density."""
     positive = dens[np.isfinite(dens) & (dens > 0)]
     if positive.size:
         ax.set_ylim(positive.min() / 3, positive.max() * 3)
+
+
+def draw_density(ax: Axes, fit: Any, families: list[str]) -> None:
+    """The histogram as a density on a log axis (the tails are where families differ), with
+    each family's fitted pdf."""
+    dens = draw_fits(ax, fit, families, data_label=f"data (n = {fit.n:,})")
+    ax.set_yscale("log")
+    fit_ylim(ax, dens)
     ax.set_xlabel("weight")
     ax.set_ylabel("density (log)")
     ax.legend(fontsize=7, loc="upper right")

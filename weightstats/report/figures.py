@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from weightstats.fitting.plot import draw_fits, fit_ylim
 from weightstats.report.layer import LayerResult
 from weightstats.report.model import ReportData
 from weightstats.report.text import (
@@ -156,17 +157,6 @@ def visible_short(name: str, width: int = 38) -> str:
 _short = visible_short
 
 
-def _density(fit: Any) -> tuple[np.ndarray, np.ndarray]:
-    counts, edges = fit.histogram
-    counts = np.asarray(counts, dtype=float)
-    edges = np.asarray(edges, dtype=float)
-    widths = np.diff(edges)
-    total = counts.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dens = np.where((counts > 0) & (widths > 0), counts / (total * widths), np.nan)
-    return dens, edges
-
-
 def _best(lr: LayerResult) -> str | None:
     return (lr.fit.verdict or {}).get("best_bic") if lr.fit.status == "ok" else None
 
@@ -206,24 +196,13 @@ def draw_histogram(ax: Axes, lr: LayerResult, families: Sequence[str], legend: b
     if fit.status != "ok" or len(fit.histogram[0]) == 0:
         _not_fitted(ax, f"not fitted: {fit.status}")
         return
-    dens, edges = _density(fit)
-    ax.stairs(np.nan_to_num(dens, nan=0.0), edges, color="0.35", fill=True, alpha=0.35,
-              label="data")
-    x = np.linspace(edges[0], edges[-1], 400)
-    for fam in families:
-        try:
-            pdf = np.asarray(fit.frozen(fam).pdf(x), dtype=float)
-        except Exception:  # a family whose fit failed has no pdf; the others still plot
-            continue
-        ax.plot(x, pdf, color=_color(fam), lw=1.1, label=_label(fam))
+    dens = draw_fits(ax, fit, families, lw=1.1)
     log_y(ax)
     # Few ticks: tick layout on log axes dominates the drawing time of many small panels.
     ax.yaxis.set_major_locator(LogLocator(numticks=4))
     ax.yaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_locator(MaxNLocator(5))
-    positive = dens[np.isfinite(dens) & (dens > 0)]
-    if positive.size:
-        ax.set_ylim(positive.min() / 3, positive.max() * 3)
+    fit_ylim(ax, dens)
     if legend:  # a single-layer figure: the legend beside the panel, off the data
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
 
