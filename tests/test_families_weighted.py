@@ -107,7 +107,10 @@ EDGES = {"spike": spike, "two_values": two_values, "two_values_even": two_values
 
 
 def expanded_fit(fam, values, counts, **kw):
-    return fam.fit_rows(np.repeat(values, counts.astype(np.int64))[np.newaxis, :], **kw)
+    """The oracle: the family's own fit of the multiset written out (``fit``, which for the
+    generalized normal adds its global cusp search to ``fit_rows``); ``fit_rows`` with a start."""
+    expanded = np.repeat(values, counts.astype(np.int64))
+    return fam.fit_rows(expanded[np.newaxis, :], **kw) if kw else fam.fit(expanded)
 
 
 def assert_same_fit(fam, got, want, where: str) -> None:
@@ -161,17 +164,9 @@ def test_weighted_fit_equals_the_expanded_fit(name, dtype):
                         f"{name} {kind} {dtype}")
 
 
-# Known disagreements, each shown in the test summary (xfail) rather than left out.
-KNOWN = {("gennorm", "very_heavy_f16"): "both fits put beta at its 0.1 bound, where the "
-         "likelihood has a cusp at every distinct value; the weighted fit picks a cusp 22 nats "
-         "better than the expanded fit's (a loc choice of the gennorm fit, not of the counts)"}
-
-
 @pytest.mark.parametrize("edge", list(EDGES))
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_weighted_fit_equals_the_expanded_fit_on_edge_cases(name, edge, request):
-    if (name, edge) in KNOWN:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN[name, edge], strict=False))
+def test_weighted_fit_equals_the_expanded_fit_on_edge_cases(name, edge):
     fam = FAMILIES[name]
     # The expanding default refits the whole sample: smaller draws keep the mixtures quick.
     values, counts = EDGES[edge]() if fam.counted_fit else EDGES[edge](EXPANDING_N)
