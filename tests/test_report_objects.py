@@ -292,3 +292,11 @@ def test_cache_folder_honours_xdg_cache_home(tmp_path: Path) -> None:
     assert Path(out.strip()).parent == tmp_path / "xdg" / "weightstats"
     out = _python(code, WEIGHTSTATS_CACHE=str(tmp_path / "own"), XDG_CACHE_HOME=str(tmp_path))
     assert Path(out.strip()).parent == tmp_path / "own"
+
+
+def test_groups_are_listed_in_natural_order() -> None:
+    """An nn.Sequential's groups are 0, 1, 2, ..., 10, 11, not 0, 1, 10, 11, 2 (text order)."""
+    rng = np.random.default_rng(5)
+    state = {f"{i}.weight": rng.standard_normal((40, 40)).astype(np.float32) for i in range(12)}
+    rep = fit_model(state, ks_replicates=19, ks_sample=500)
+    assert list(rep.summary().info["groups"]) == [str(i) for i in range(12)]

@@ -16,6 +16,7 @@ from weightstats.fitting.compare import AIC_NOTE
 from weightstats.fitting.heterogeneity import describe_where
 from weightstats.report.layer import LayerResult
 from weightstats.report.text import displayed, family_label, pct, shape_column, shape_phrase
+from weightstats.text import natural_key
 
 AIC_CAVEAT = f"{AIC_NOTE}; BIC is consistent, so the headline uses BIC."
 ATOMS_NOTE = (
@@ -260,7 +261,7 @@ def build_summary(model: str, layers: Sequence[LayerResult], families: tuple[str
         main = main[:-1] + f" (not fitted: {skipped})."
 
     groups: dict[str, Any] = {}
-    names = sorted({lr.group for lr in ok if lr.group})
+    names = sorted({lr.group for lr in ok if lr.group}, key=natural_key)  # layer2 before layer10
     if len(names) >= 2:
         for g in names:
             in_group = [lr for lr in ok if lr.group == g]
