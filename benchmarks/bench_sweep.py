@@ -161,8 +161,8 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}. Load average (1/5/15 min) before: {load_before}, "
-        f"after: {load_after} — other engineers' jobs share these 2 cores, so 2 workers "
-        "rarely get 2 whole cores.",
+        f"after: {load_after} (a load above about 0.5 means other jobs shared the cores, and "
+        "2 workers did not get 2 whole cores).",
         "",
         f"Input: {MODELS} generated safetensors models, {n_weights:,} float32 weights each "
         "(three 256x256x3x3 convs + a 512x512 linear, Student-t values), default options "
@@ -176,7 +176,7 @@ def main() -> None:
         f"{one / serial:.2f}x |",
         f"| sweep, LocalCluster 1 worker | {one:.2f} | {MODELS / one:.2f} | 1.00x |",
         f"| sweep, LocalCluster 2 workers | {two:.2f} | {MODELS / two:.2f} | "
-        f"**{one / two:.2f}x** |",
+        f"**{one / two:.3f}x** |",
         "",
         f"Zoo tables (layers.csv, layers.parquet, models.csv, failures.csv) byte-identical "
         f"between 1 and 2 workers: **{'yes' if same else 'NO'}**.",
