@@ -407,6 +407,24 @@ def _batch_fit(n: int, loc, beta, s, ll, d2) -> BatchFit:
     return BatchFit(loc, scale, beta, ll, at_bound, se)
 
 
+def _upper_gamma(a, x):
+    """The regularized upper incomplete gamma Q(a, x), to within 3e-14 relative.
+
+    ``special.gammaincc`` is 2-4x slower than ``special.gammainc`` below x = a + 1, where its
+    continued fraction converges slowly. There P(a, x) is at most ~0.92 (a = 0.5), so 1 - P
+    keeps Q to a few units of 1e-14; only the far tail, where Q is small and 1 - P would cancel
+    (Anderson-Darling's log F in the tails), needs gammaincc. The KS and Anderson-Darling
+    statistics evaluate the CDF at every subsample value of every tensor.
+    """
+    a, x = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(x, dtype=float))
+    near = x < a + 1.0
+    out = np.empty(x.shape)
+    out[near] = 1.0 - special.gammainc(a[near], x[near])
+    far = ~near
+    out[far] = special.gammaincc(a[far], x[far])
+    return out
+
+
 class GenNorm(Family):
     name = "gennorm"
     label = "generalized normal"
@@ -527,7 +545,7 @@ class GenNorm(Family):
     def cdf(self, x, loc, scale, shape):
         z = (x - loc) / scale
         c = 0.5 * np.sign(z)
-        return (0.5 + c) - c * special.gammaincc(1.0 / shape, np.abs(z) ** shape)
+        return (0.5 + c) - c * _upper_gamma(1.0 / shape, np.abs(z) ** shape)
 
     def standard_rvs(self, rng, size, shape):
         g = rng.standard_gamma(1.0 / shape, size) ** (1.0 / shape)
