@@ -187,28 +187,43 @@ def _fit_options(f: Any) -> Any:
                      help="Skip tensors with fewer weights."),
         click.option("--per-channel", is_flag=True,
                      help="Remove each output channel's own mean and scale (exact Gaussian scores) before fitting."),
+        *_report_options("reports/<model>/"),
+        click.option("--jobs", type=WHOLE, default=1, show_default=True,
+                     help="Layers fitted at once, on threads, 1 to 256 (results identical to "
+                          "--jobs 1)."),
+        *_trust_options(),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _report_options(out_default: str) -> list[Any]:
+    """The KS, seed and output options of every command that fits and writes a report (``fit``,
+    ``compare``, ``sweep``, ``latent``), so they read and check the same everywhere."""
+    return [
         click.option("--ks-sample", type=WHOLE, default=5000, show_default=True,
-                     help="Weights subsampled for the KS test."),
+                     help="Values subsampled for the KS test."),
         click.option("--ks-replicates", type=WHOLE, default=10_000, show_default=True,
                      help="Parametric-bootstrap replicates for the KS and Anderson-Darling p-values (10,000: the shipped tables; other counts are simulated once and cached)."),
         click.option("--seed", type=WHOLE, default=0, show_default=True,
                      help="Random seed (0 to 2**64 - 1)."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
-                     help="Report directory [default: reports/<model>/]."),
+                     help=f"Report directory [default: {out_default}]."),
         click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
                      help="Comma list of outputs: csv, md, json, html, png."),
         click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
-        click.option("--jobs", type=WHOLE, default=1, show_default=True,
-                     help="Layers fitted at once, on threads, 1 to 256 (results identical to "
-                          "--jobs 1)."),
+    ]
+
+
+def _trust_options() -> list[Any]:
+    """--allow-pickle and --debug, last in every command that reads a model."""
+    return [
         click.option("--allow-pickle", is_flag=True,
                      help="Allow pickle checkpoints and TorchScript archives that need their "
                           "code run (runs code from the file: trusted files only)."),
         click.option("--debug", is_flag=True, help="Show tracebacks."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
 
 
 @click.group(cls=WeightstatsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -464,7 +479,8 @@ def sweep(specs: tuple[str, ...], **opts: Any) -> int:
 
 @cli.command()
 @click.argument("spec", metavar="SPEC")
-@latent_options(WHOLE, _FamiliesOption)
+@latent_options(WHOLE, _FamiliesOption,
+                [*_report_options("reports/latent/<model>/"), *_trust_options()])
 def latent(spec: str, **opts: Any) -> None:
     """Is SPEC's latent space Gaussian? Its aggregate posterior against the prior N(0, I).
 

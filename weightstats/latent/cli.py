@@ -9,9 +9,11 @@ from typing import Any
 import click
 
 
-def latent_options(whole: click.ParamType, families_option: type[click.Option]) -> Any:
-    """The options of ``weightstats latent``; ``whole`` and ``families_option`` are the main
-    CLI's number type and ``--families`` option class (passed in: no import circle)."""
+def latent_options(whole: click.ParamType, families_option: type[click.Option],
+                   shared: list[Any]) -> Any:
+    """The options of ``weightstats latent``; ``whole``, ``families_option`` and ``shared`` (the
+    KS, seed, output and trust options every report-writing command has) come from the main CLI
+    (passed in: no import circle)."""
     WHOLE, _FamiliesOption = whole, families_option
     opts = [
         click.option("--data", default=None, metavar="FOLDER",
@@ -26,20 +28,7 @@ def latent_options(whole: click.ParamType, families_option: type[click.Option]) 
                      help="Active unit: Var_x E[z_d|x] above this (Burda et al. 2016)."),
         click.option("--max-components", type=WHOLE, default=6, show_default=True,
                      help="Largest K of the Gaussian mixtures compared by BIC."),
-        click.option("--ks-sample", type=WHOLE, default=5000, show_default=True,
-                     help="Values subsampled for the families' KS tests."),
-        click.option("--ks-replicates", type=WHOLE, default=10_000, show_default=True,
-                     help="Parametric-bootstrap replicates of the families' KS p-values."),
-        click.option("--seed", type=WHOLE, default=0, show_default=True,
-                     help="Random seed (0 to 2**64 - 1)."),
-        click.option("--out", type=click.Path(path_type=Path), default=None,
-                     help="Report directory (default reports/latent/<model>/)."),
-        click.option("--format", "formats", default="csv,md,json,html,png", show_default=True,
-                     help="Comma list of outputs: csv, md, json, html, png."),
-        click.option("--no-plots", is_flag=True, help="Skip figures (faster)."),
-        click.option("--allow-pickle", is_flag=True,
-                     help="Allow pickle checkpoints (runs code from the file: trusted only)."),
-        click.option("--debug", is_flag=True, help="Show tracebacks."),
+        *shared,
     ]
 
     def decorate(f: Any) -> Any:
