@@ -10,11 +10,10 @@ from typing import Any
 
 import pandas as pd
 
-from weightstats import interrupts
-from weightstats.report.atomic import atomic_directory
 from weightstats.report.html import page, table_html
 from weightstats.report.tables import check_outputs
 from weightstats.report.text import to_csv_text, to_json_text
+from weightstats.report.writer import write_folder
 from weightstats.text import html_text
 
 
@@ -66,36 +65,19 @@ def _html(rep: Any, pngs: dict[str, bytes]) -> str:
 
 def write_latent_report(rep: Any, directory: str | os.PathLike[str],
                         formats: Sequence[str], *, plots: bool = True) -> Path:
-    """Render every requested file into a temporary folder, then swap it into place."""
+    """Render every requested file, then swap the folder into place (``write_folder``)."""
     from weightstats.latent.figures import render_all
     from weightstats.latent.text import markdown_page
 
     fmts = check_outputs(list(formats), plots=plots)
-    target = Path(directory)
-    with atomic_directory(target) as tmp:
-
-        def put(rel: str, data: bytes) -> None:
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        if "csv" in fmts:
-            put("dimensions.csv", to_csv_text(rep.table()).encode())
-            put("tests.csv", to_csv_text(rep.tests()).encode())
-            put("families.csv", to_csv_text(rep.family_table()).encode())
-            if rep.scaling:
-                put("scaling.csv", to_csv_text(pd.DataFrame(rep.scaling["per_channel"])).encode())
-        if "md" in fmts:
-            put("summary.md", markdown_page(rep).encode())
-        if "json" in fmts:
-            put("report.json", to_json_text(rep.to_dict()).encode())
-        pngs: dict[str, bytes] = {}
-        if plots and ("png" in fmts or "html" in fmts):
-            for name, data in render_all(rep):
-                interrupts.check()
-                if "png" in fmts:
-                    put(f"figures/{name}", data)
-                pngs[name] = data
-        if "html" in fmts:
-            put("report.html", _html(rep, pngs).encode())
-    return target
+    texts = [
+        ("csv", "dimensions.csv", lambda: to_csv_text(rep.table())),
+        ("csv", "tests.csv", lambda: to_csv_text(rep.tests())),
+        ("csv", "families.csv", lambda: to_csv_text(rep.family_table())),
+        *([("csv", "scaling.csv", lambda: to_csv_text(pd.DataFrame(rep.scaling["per_channel"])))]
+          if rep.scaling else []),
+        ("md", "summary.md", lambda: markdown_page(rep)),
+        ("json", "report.json", lambda: to_json_text(rep.to_dict())),
+    ]
+    return write_folder(directory, fmts, texts, (lambda: render_all(rep)) if plots else None,
+                        lambda pngs: _html(rep, pngs))
