@@ -81,9 +81,11 @@ def draw_density(ax: Axes, fit: Any, families: list[str]) -> None:
     ax.legend(fontsize=7, loc="upper right")
 
 
-def draw_qq(ax: Axes, fit: Any, family: str) -> None:
-    """Weight quantiles against ``family``'s fitted quantiles, one point per non-empty bin of
-    the fitter's histogram (its resolution: the raw values are not kept)."""
+def qq_points(fit: Any, family: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(fitted quantiles, weight quantiles): one point per non-empty bin of the fitter's
+    histogram, its centre against the fitted quantile of the bin's mid cumulative probability
+    (empty tail bins would otherwise stack into vertical streaks); None without a quantile
+    function (a failed fit)."""
     counts = np.asarray(fit.histogram[0], dtype=float)
     edges = np.asarray(fit.histogram[1], dtype=float)
     prob = (np.cumsum(counts) - counts / 2) / counts.sum()
@@ -92,14 +94,29 @@ def draw_qq(ax: Axes, fit: Any, family: str) -> None:
     try:
         theo = np.asarray(fit.frozen(family).ppf(prob[keep]), dtype=float)
     except Exception:
-        _message(ax, "no quantile function")
-        return
-    ax.plot(theo, sample, ".", ms=3, color=_color(family))
+        return None
+    return theo, sample
+
+
+def draw_qq_points(ax: Axes, theo: np.ndarray, sample: np.ndarray, *, color: str,
+                   ms: float) -> None:
+    """The QQ points and the identity line over their finite range."""
+    ax.plot(theo, sample, ".", ms=ms, color=color)
     finite = np.isfinite(theo)
     if finite.any():
         lo = float(min(theo[finite].min(), sample.min()))
         hi = float(max(theo[finite].max(), sample.max()))
         ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--")
+
+
+def draw_qq(ax: Axes, fit: Any, family: str) -> None:
+    """Weight quantiles against ``family``'s fitted quantiles, one point per non-empty bin of
+    the fitter's histogram (its resolution: the raw values are not kept)."""
+    points = qq_points(fit, family)
+    if points is None:
+        _message(ax, "no quantile function")
+        return
+    draw_qq_points(ax, *points, color=_color(family), ms=3)
     ax.set_xlabel(f"fitted {_label(family)} quantile")
     ax.set_ylabel("weight quantile")
 

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
-from weightstats.fitting.plot import draw_fits, fit_ylim
+from weightstats.fitting.plot import draw_fits, draw_qq_points, fit_ylim, qq_points
 from weightstats.report.layer import LayerResult
 from weightstats.report.model import ReportData
 from weightstats.report.text import (
@@ -220,27 +220,13 @@ def draw_qq(ax: Axes, lr: LayerResult) -> None:
     if fit.status != "ok" or best is None or len(fit.histogram[0]) == 0:
         _not_fitted(ax, f"not fitted: {fit.status}")
         return
-    counts, edges = fit.histogram
-    counts = np.asarray(counts, dtype=float)
-    edges = np.asarray(edges, dtype=float)
-    # One point per non-empty bin: its centre against the fitted quantile of the bin's mid
-    # cumulative probability (empty tail bins would otherwise stack into vertical streaks).
-    prob = (np.cumsum(counts) - counts / 2) / counts.sum()
-    keep = counts > 0
-    sample = ((edges[:-1] + edges[1:]) / 2)[keep]
-    try:
-        theo = np.asarray(fit.frozen(best).ppf(prob[keep]), dtype=float)
-    except Exception:  # no ppf for a failed fit: leave the panel with a note
+    points = qq_points(fit, best)
+    if points is None:  # no ppf for a failed fit: leave the panel with a note
         _not_fitted(ax, "no quantile function")
         return
     ax.xaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_locator(MaxNLocator(5))
-    ax.plot(theo, sample, ".", ms=2.5, color=_color(best))
-    finite = np.isfinite(theo)
-    if finite.any():
-        lo = float(min(theo[finite].min(), sample.min()))
-        hi = float(max(theo[finite].max(), sample.max()))
-        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--")
+    draw_qq_points(ax, *points, color=_color(best), ms=2.5)
 
 
 def _grid(n: int) -> tuple[int, int]:
