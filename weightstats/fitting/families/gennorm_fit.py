@@ -1,0 +1,403 @@
+"""The generalized normal's maximum-likelihood fit (the family itself: ``gennorm.GenNorm``).
+
+Maximum likelihood by coordinate ascent on the profile likelihood, with the scale profiled out in
+closed form, ``sigma^beta = beta/n * sum|x - loc|^beta``:
+
+* beta given loc: Newton on log(beta); each step is one ``exp`` pass plus two dot products, because
+  ``log|x - loc|`` is computed once per loc.
+* loc given beta: golden-section search on ``sum|x - loc|^beta`` (convex for beta >= 1, and a robust
+  choice below 1 where the likelihood has cusps at the data points). Vectorized over rows.
+
+For very large samples the search runs on an evenly strided subsample of the sorted data (exact
+quantiles, so its optimum is within ~1/m of the full one) and is then polished on all values, by
+joint Newton steps (``gennorm_newton``) where beta is well above the cusp at 1.
+
+Below beta = 1 the likelihood has a cusp at every value, so loc's optimum is one of the data
+values, and which one is a combinatorial question: the bracketed search returns the best value
+near a local optimum, which can fall short of the global one by ~1e-9 of the log-likelihood (a
+difference no test statistic resolves; it is the same for scipy, whose optimizer is local too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from . import gennorm_weights as weights
+from .base import (
+    CHUNK,
+    BatchFit,
+    dot,
+    row_dot,
+    row_median,
+    row_sum,
+    strided_quantiles,
+)
+from .gennorm_local import LocalCost
+from .gennorm_newton import log_beta_derivatives, polish_newton, profile_loglik
+
+BETA_MIN, BETA_MAX = 0.1, 20.0
+_GOLD = (np.sqrt(5.0) - 1.0) / 2.0
+_SUBSAMPLE = 16384
+_CACHE_LOG_UP_TO = 1 << 23  # beyond this many values, log|x - loc| is recomputed per pass
+# Joint Newton polish range: towards beta = 1 the loc curvature sum|r|^(beta-2) is dominated by the
+# values nearest loc (a cusp forms at 1; Newton stalled below ~1.12 on heavy-tailed layers), and
+# near the upper bound the fit must stop at the bound.
+_NEWTON_BETA = (1.15, 0.5 * BETA_MAX)
+
+_BETA_TABLE = np.geomspace(0.2, 10.0, 400)
+_KURT_TABLE = (special.gamma(5 / _BETA_TABLE) * special.gamma(1 / _BETA_TABLE)
+               / special.gamma(3 / _BETA_TABLE) ** 2 - 3.0)
+
+
+def _beta_from_kurtosis(kurt: np.ndarray) -> np.ndarray:
+    """Invert gennorm's excess kurtosis (decreasing in beta) as a starting value."""
+    k = np.clip(kurt, _KURT_TABLE[-1], _KURT_TABLE[0])
+    return np.interp(k, _KURT_TABLE[::-1], _BETA_TABLE[::-1])
+
+
+def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int = 60,
+                 w: np.ndarray | None = None):
+    """Maximize the profile likelihood over beta for fixed loc (rows independent).
+
+    Each iteration costs one ``exp`` pass over the rows still moving; a row stops as soon as its
+    proposed Newton step in log(beta) is below 1e-10 (the remaining gain is ~n * 1e-20).
+    ``w``: a count per column (one row: the multiset ``np.repeat(x[0], w)``).
+    """
+    n, cols = _size(x, w), x.shape[1]
+
+    def log_abs(rows, i):
+        # every row (always, for one row): a view, not a fancy-indexed copy
+        part = x[:, i:i + CHUNK] if rows.size == x.shape[0] else x[rows, i:i + CHUNK]
+        a = np.abs(part - loc[rows, None])
+        zc = a == 0
+        with np.errstate(divide="ignore"):
+            lc = np.log(a)
+        lc[zc] = 0.0
+        return lc, zc
+
+    # log|x - loc| is cached (9 bytes/value, per chunk) unless the row is huge; then it is
+    # recomputed per chunk, trading one log pass per Newton step for a bounded memory footprint.
+    cache = x.size <= _CACHE_LOG_UP_TO
+    if cache:
+        every_row = np.arange(x.shape[0])
+        logs, zeros = zip(*(log_abs(every_row, i) for i in range(0, cols, CHUNK)), strict=True)
+        any_zero = any(bool(z.any()) for z in zeros)
+
+    def sums(rows, b):
+        total = np.zeros((rows.size, 3))
+        full = rows.size == x.shape[0]
+        for k, i in enumerate(range(0, cols, CHUNK)):
+            if cache:
+                lr = logs[k] if full else logs[k][rows]
+                zr = (zeros[k] if full else zeros[k][rows]) if any_zero else None
+            else:
+                lr, zr = log_abs(rows, i)
+            p = np.exp(b[:, None] * lr)
+            if zr is not None:
+                p[zr] = 0.0
+            if w is not None:  # weighting p weights all three sums
+                p *= w[i:i + CHUNK]
+            pl = p * lr
+            total[:, 0] += p.sum(axis=1)
+            total[:, 1] += pl.sum(axis=1)
+            total[:, 2] += row_dot(pl, lr)
+        return total[:, 0], total[:, 1], total[:, 2]
+
+    beta = np.clip(beta.astype(float), BETA_MIN, BETA_MAX)
+    every = np.arange(x.shape[0])
+    s, s1, s2 = sums(every, beta)
+    ll = profile_loglik(n, beta, s)
+    d2 = np.full(beta.shape, np.nan)
+    rows = every
+    for _ in range(max_iter):
+        b = beta[rows]
+        g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
+        d2[rows] = h
+        step = np.where(h < 0, -g / np.where(h < 0, h, 1.0), np.sign(g) * 0.5)
+        step = np.clip(step, -1.0, 1.0)
+        at_edge = ((b <= BETA_MIN) & (step < 0)) | ((b >= BETA_MAX) & (step > 0))
+        moving = (np.abs(step) > 1e-10) & ~at_edge
+        rows, step = rows[moving], step[moving]
+        if rows.size == 0:
+            break
+        t = np.ones(rows.size)
+        pending = np.arange(rows.size)
+        for _halving in range(50):
+            r = rows[pending]
+            trial = np.clip(beta[r] * np.exp(t[pending] * step[pending]), BETA_MIN, BETA_MAX)
+            ts, ts1, ts2 = sums(r, trial)
+            tll = profile_loglik(n, trial, ts)
+            ok = tll >= ll[r] - 1e-13 * np.abs(ll[r])
+            acc = r[ok]
+            beta[acc], s[acc], s1[acc], s2[acc], ll[acc] = trial[ok], ts[ok], ts1[ok], ts2[ok], tll[ok]
+            pending = pending[~ok]
+            if pending.size == 0:
+                break
+            t[pending] *= 0.5
+        # Rows whose step could not be improved on sit at their optimum to rounding.
+        rows = np.setdiff1d(rows, rows[pending]) if pending.size else rows
+        if rows.size == 0:
+            break
+    return beta, s, ll, d2
+
+
+def _size(x: np.ndarray, w: np.ndarray | None):
+    """Sample size: the row length, or the total count of a weighted row."""
+    return x.shape[1] if w is None else float(w.sum())
+
+
+def _abs_power_sum(x: np.ndarray, beta: np.ndarray, loc: np.ndarray,
+                   w: np.ndarray | None = None) -> np.ndarray:
+    """Per-row sum |x - loc|^beta (weighted by ``w`` per column), in column chunks."""
+    if w is None:
+        return row_sum(x, lambda c: np.abs(c - loc[:, None]) ** beta[:, None])
+    return sum(np.einsum("ij,j->i", np.abs(x[:, i:i + CHUNK] - loc[:, None]) ** beta[:, None],
+                         w[i:i + CHUNK]) for i in range(0, x.shape[1], CHUNK))
+
+
+def _snap_to_data(x: np.ndarray, beta: np.ndarray, loc: np.ndarray,
+                  w: np.ndarray | None = None, cost=None) -> np.ndarray:
+    """The better of ``loc`` and the data values on either side of it, per row.
+
+    Below beta = 1, sum|x - loc|^beta is concave between consecutive data values, so its minimum
+    sits on a data value, which a bracketing search only approaches. Close is not enough when many
+    values tie (pruned weights: an atom at zero) -- 3e-10 away from a 30% atom cost 40% of the
+    log-likelihood in a test. ``cost``: one row's sum|x - m|^beta as a function of m (a
+    ``gennorm_local.LocalCost``), instead of passes over the row.
+    """
+    n = x.shape[1]
+    rows = np.arange(x.shape[0])
+    k = np.clip([np.searchsorted(row, m) for row, m in zip(x, loc, strict=True)], 1, n - 1)
+    candidates = np.stack([loc, x[rows, k - 1], x[rows, k]], axis=1)
+    if cost is None:
+        costs = np.stack([_abs_power_sum(x, beta, candidates[:, j], w) for j in range(3)], axis=1)
+    else:
+        costs = np.stack([cost(candidates[:, j]) for j in range(3)], axis=1)
+    return candidates[rows, np.argmin(costs, axis=1)]
+
+
+def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                rel_tol: float = 1e-10, w: np.ndarray | None = None, local=None) -> np.ndarray:
+    """Minimize sum|x - loc|^beta over loc in [lo, hi] per row by golden-section search.
+    ``local``: one row's cost on [lo, hi] (``gennorm_local.LocalCost``) instead of passes."""
+    def cost(m):
+        return _abs_power_sum(x, beta, m, w) if local is None else local(m)
+
+    c = hi - _GOLD * (hi - lo)
+    d = lo + _GOLD * (hi - lo)
+    fc, fd = cost(c), cost(d)
+    width0 = np.maximum(hi - lo, 1e-300)
+    # Each iteration shrinks the bracket by 0.618; the cap stops at floating-point resolution.
+    for _ in range(int(np.ceil(np.log(rel_tol) / np.log(_GOLD))) + 2):
+        if not np.any(hi - lo > rel_tol * width0):
+            break
+        left = fc < fd
+        hi = np.where(left, d, hi)
+        lo = np.where(left, lo, c)
+        new = np.where(left, hi - _GOLD * (hi - lo), lo + _GOLD * (hi - lo))
+        fnew = cost(new)
+        c, d, fc, fd = (np.where(left, new, d), np.where(left, c, new),
+                        np.where(left, fnew, fd), np.where(left, fc, fnew))
+        c, d = np.minimum(c, d), np.maximum(c, d)
+        fc, fd = np.where(c == new, fnew, fc), np.where(d == new, fnew, fd)
+    return 0.5 * (lo + hi)
+
+
+def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  rel_tol: float = 1e-12, max_iter: int = 100,
+                  w: np.ndarray | None = None) -> np.ndarray:
+    """Root of d/dloc sum|x - loc|^beta (monotone for beta > 1) by the Illinois method.
+
+    Only rows that have not converged are evaluated, so a batch costs what its rows need.
+    ``w`` (one row only): a count per value.
+    """
+    b1_all = beta - 1.0
+    counts = w
+    if counts is not None:
+        assert x.shape[0] == 1, "weights are for one row"
+
+    def deriv(rows, m):
+        if rows.size == 0:  # no row left to widen on this side
+            return np.empty(0)
+        if x.shape[0] == 1:
+            # One sorted row: split at loc instead of taking signs (three passes fewer).
+            row, k, b1, mu = x[0], int(np.searchsorted(x[0], m[0])), b1_all[0], m[0]
+            if counts is not None:
+                above = sum(dot((row[i:i + CHUNK] - mu) ** b1, counts[i:i + CHUNK])
+                            for i in range(k, row.size, CHUNK))
+                below = sum(dot((mu - row[i:min(i + CHUNK, k)]) ** b1,
+                                counts[i:min(i + CHUNK, k)]) for i in range(0, k, CHUNK))
+                return np.array([above - below])
+            above = sum(((row[i:i + CHUNK] - mu) ** b1).sum() for i in range(k, row.size, CHUNK))
+            below = sum(((mu - row[i:min(i + CHUNK, k)]) ** b1).sum() for i in range(0, k, CHUNK))
+            return np.array([above - below])
+        r = x[rows] - m[:, None]
+        return (np.sign(r) * np.abs(r) ** b1_all[rows, None]).sum(axis=1)  # decreasing in m
+
+    every = np.arange(x.shape[0])
+    lo, hi = lo.copy(), hi.copy()
+    f_lo, f_hi = deriv(every, lo), deriv(every, hi)
+    for _ in range(60):  # widen until the root is bracketed
+        bad_lo, bad_hi = np.flatnonzero(f_lo < 0), np.flatnonzero(f_hi > 0)
+        if not (bad_lo.size or bad_hi.size):
+            break
+        span = hi - lo
+        lo[bad_lo] -= span[bad_lo]
+        hi[bad_hi] += span[bad_hi]
+        f_lo[bad_lo], f_hi[bad_hi] = deriv(bad_lo, lo[bad_lo]), deriv(bad_hi, hi[bad_hi])
+    width0 = hi - lo
+    side = np.zeros(lo.shape, int)
+    c = 0.5 * (lo + hi)
+    rows = every
+    for _ in range(max_iter):
+        if rows.size == 0:
+            break
+        fl, fh, a, b = f_lo[rows], f_hi[rows], lo[rows], hi[rows]
+        denom = fl - fh
+        cr = np.where(denom > 0, a + fl * (b - a) / np.where(denom > 0, denom, 1.0), 0.5 * (a + b))
+        cr = np.clip(cr, a, b)
+        fc = deriv(rows, cr)
+        step = np.abs(cr - c[rows])
+        c[rows] = cr
+        right = fc > 0  # root lies above c
+        lo[rows] = np.where(right, cr, a)
+        f_lo[rows] = np.where(right, fc, np.where(side[rows] == -1, 0.5 * fl, fl))
+        hi[rows] = np.where(right, b, cr)
+        # Illinois: halve the stale end point's value when the same side moves twice.
+        f_hi[rows] = np.where(right, np.where(side[rows] == 1, 0.5 * fh, fh), fc)
+        side[rows] = np.where(right, 1, -1)
+        done = (fc == 0) | (step <= rel_tol * width0[rows]) | (hi[rows] - lo[rows] <= rel_tol * width0[rows])
+        rows = rows[~done]
+    return c
+
+
+def _update_loc(x, beta, loc, half_width, rel_tol, w=None):
+    """Best loc for the current beta; Illinois where the objective is smooth, golden otherwise."""
+    new = np.empty_like(loc)
+    smooth = beta > 1.05
+    if smooth.any():
+        new[smooth] = _loc_illinois(x[smooth], beta[smooth], loc[smooth] - half_width[smooth],
+                                    loc[smooth] + half_width[smooth], rel_tol, w=w)
+    if (~smooth).any():
+        r = ~smooth
+        found = _loc_golden(x[r], beta[r], loc[r] - half_width[r], loc[r] + half_width[r],
+                            max(rel_tol, 1e-10), w)
+        new[r] = _snap_to_data(x[r], beta[r], found, w)
+    return new
+
+
+def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
+                     rel_tol: float = 1e-12, w: np.ndarray | None = None):
+    """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature).
+
+    ``w`` (one row only): a count per value, the fit of ``np.repeat(x[0], w)`` with the same
+    start (median, moments) and path."""
+    if w is None:
+        loc = row_median(x) if loc0 is None else loc0.copy()
+    else:
+        loc = np.array([weights.median(x[0], w)]) if loc0 is None else loc0.copy()
+    if beta0 is None and w is None:
+        dev = x - x.mean(axis=1, keepdims=True)
+        m2 = np.mean(dev**2, axis=1)
+        beta0 = _beta_from_kurtosis(np.mean(dev**4, axis=1) / m2**2 - 3.0)
+    elif beta0 is None:
+        _, m2w, m4w = weights.moments(x[0], w)
+        beta0 = _beta_from_kurtosis(np.array([m4w / m2w**2 - 3.0]))
+    beta, s, ll, d2 = _beta_newton(x, loc, beta0, w=w)
+    if w is None:
+        spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
+    else:
+        spread = np.array([weights.unsorted_median(np.abs(x[0] - loc[0]), w)]) + 1e-300
+    half_width = 0.5 * spread
+    tried = []  # the bracket widths of the rounds since the state last changed
+    for _ in range(rounds):
+        # A round is a function of the state and the bracket width: below beta = 1 a rejected
+        # proposal between two data values comes back with the same few widths, so once a width
+        # repeats with the state unchanged, every further round returns this state.
+        if any(np.array_equal(half_width, h) for h in tried):
+            break
+        tried.append(half_width)
+        state = (loc, beta, s, ll, d2)
+        new_loc = _update_loc(x, beta, loc, half_width, rel_tol, w)
+        moved = np.abs(new_loc - loc)
+        new_beta, new_s, new_ll, new_d2 = _beta_newton(x, new_loc, beta, w=w)
+        better = new_ll >= ll
+        loc = np.where(better, new_loc, loc)
+        beta, s, ll, d2 = (np.where(better, new_beta, beta), np.where(better, new_s, s),
+                           np.where(better, new_ll, ll), np.where(better, new_d2, d2))
+        # Loc barely depends on beta for near-symmetric data: stop once loc stops moving.
+        if np.all(moved <= 1e-9 * spread):
+            break
+        half_width = np.maximum(4 * moved, 1e-6 * spread)
+        after = (loc, beta, s, ll, d2)
+        if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(state, after, strict=True)):
+            tried = []
+    return loc, beta, s, ll, d2
+
+
+def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
+    """Fit one long sorted row: locate the optimum on exact quantiles (an evenly strided
+    subsample of the sorted values), then polish on every value. ``w``: a count per value (the
+    quantiles are those of the expanded multiset)."""
+    if w is None:
+        stride = strided_quantiles(x, _SUBSAMPLE)
+    else:
+        stride = weights.strided(x[0], w, _SUBSAMPLE)[np.newaxis, :]
+    start = None
+    dev = stride[0] - stride[0].mean()
+    beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))
+    if _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
+        # The mean, not the median: a start on a data value has no loc curvature.
+        start = polish_newton(stride[0], float(stride[0].mean()), float(beta0[0]),
+                              _NEWTON_BETA, max_steps=30)
+    if start is None:
+        start = fit_gennorm_rows(stride)
+    loc, beta = start[0], start[1]
+    if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
+        polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA, w=w)
+        if polished is not None:
+            return polished
+    # Coordinate ascent: loc by a narrow bracketed search, then beta by Newton. loc and beta are
+    # nearly orthogonal; skewed data couple them, so rounds repeat until the likelihood stops
+    # rising, each bracketing loc within a few times its last move.
+    spread = float(np.median(np.abs(stride - loc[:, None]))) + 1e-300
+    # The strided sample's loc is within ~1e-4 of the spread of the full optimum (measured on
+    # heavy-tailed layers); a later round re-centres on any move, so the first bracket is narrow.
+    half = 4e-4 * spread
+    beta, s, ll, d2 = _beta_newton(x, loc, beta, w=w)
+    local = None  # the cost near loc, reused while the brackets stay inside its interval
+    for _round in range(8):
+        if beta[0] > 1.05:
+            new_loc = _loc_illinois(x, beta, loc - half, loc + half, rel_tol=1e-7, w=w)
+        else:  # cusps at the data points: a bracketing search that needs no derivative, to
+            # 1e-7 of the spread (below the gap between neighbouring values of a few million),
+            # then onto the best neighbouring data value
+            lo, hi = float(loc[0] - half), float(loc[0] + half)
+            if local is None or local.beta != beta[0] or not local.covers(lo, hi):
+                # twice the bracket, so the data values beside its ends are covered too
+                local = LocalCost(x[0], float(beta[0]), lo - half, hi + half, w)
+            new_loc = _loc_golden(x, beta, loc - half, loc + half,
+                                  rel_tol=min(0.1, 5e-8 * spread / half), w=w, local=local)
+            new_loc = _snap_to_data(x, beta, new_loc, w, local)
+            if new_loc[0] == loc[0]:  # beta is already Newton's at this loc
+                break
+        new = _beta_newton(x, new_loc, beta, w=w)
+        gain = new[2][0] - ll[0]
+        if gain < 0:
+            break
+        moved = float(abs(new_loc[0] - loc[0]))
+        loc, (beta, s, ll, d2) = new_loc, new
+        if gain <= 1e-12 * abs(ll[0]):
+            break
+        half = max(4.0 * moved, 1e-7 * spread)
+    return loc, beta, s, ll, d2
+
+
+def _batch_fit(n: int, loc, beta, s, ll, d2) -> BatchFit:
+    """BatchFit from the profile quantities: the scale in closed form, se of log(beta) from d2."""
+    scale = (beta * s / n) ** (1.0 / beta)
+    at_bound = (beta <= BETA_MIN * (1 + 1e-9)) | (beta >= BETA_MAX * (1 - 1e-9))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.where((d2 < 0) & ~at_bound, np.sqrt(-1.0 / d2), np.nan)
+    return BatchFit(loc, scale, beta, ll, at_bound, se)
