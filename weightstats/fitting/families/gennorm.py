@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-from . import gennorm_weights as weights
+from . import weighted
 from .base import (
     BatchFit,
     Family,
@@ -96,7 +96,7 @@ class GenNorm(Family):
         (as ``fit`` has none)."""
         w = np.asarray(counts, dtype=np.float64)
         x = values[np.newaxis, :]
-        n = weights.total(w)
+        n = weighted.total(w)
         if n > 2 * _SUBSAMPLE:
             found = _fit_long_row(x, w)
         else:
@@ -126,7 +126,7 @@ class GenNorm(Family):
         n = _size(row, w)
         if not beta < _NEWTON_BETA[0] + 0.35 or n > 2 * _SUBSAMPLE:
             return fit
-        mean = row.mean(axis=1) if w is None else np.array([weights.moments(x_sorted, w)[0]])
+        mean = row.mean(axis=1) if w is None else np.array([weighted.moments(x_sorted, w)[0]])
         best, best_ll = None, float(fit.loglik[0])
         for beta0 in (1.5, 2.0):
             alt = fit_gennorm_rows(row, mean, np.array([beta0]), rounds=50, w=w)

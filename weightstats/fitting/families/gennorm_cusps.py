@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import gennorm_weights as weights
+from . import weighted
 from .base import dot
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
@@ -83,14 +83,14 @@ def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
     evenly strided ones, weighted: the error is a smooth function of c, which can only make the
     search miss an improvement (the winner's likelihood is computed exactly), never accept a
     worse fit. ``w``: a count per far value, which then stand for ``np.repeat(far, w)``."""
-    size = far.size if w is None else weights.total(w)
+    size = far.size if w is None else weighted.total(w)
     if size > _FAR_SAMPLE:
         step = size // _FAR_SAMPLE
         if w is None:
             weight = far.size / far[step // 2::step].size
             far = far[step // 2::step]
         else:
-            far = weights.at_positions(far, w, np.arange(step // 2, size, step))
+            far = weighted.order_stat(far, weighted.positions(w), np.arange(step // 2, size, step))
             weight = size / far.size
         w = None
     else:
@@ -135,7 +135,7 @@ def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float)
     """``best_data_loc`` of ``np.repeat(x, w)`` on the distinct values ``x``: the same candidate
     values, near window and far values (positions in the expanded sample map to distinct values
     through the cumulative counts)."""
-    n = weights.total(w)
+    n = weighted.total(w)
     m = min(n, _CANDIDATES)
     ends = np.cumsum(w)
     first = np.concatenate([[0.0], ends[:-1]])  # expanded position of each value's first copy

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from . import gennorm_weights as weights
+from . import weighted
 from .base import (
     CHUNK,
     BatchFit,
@@ -296,19 +296,19 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
     if w is None:
         loc = row_median(x) if loc0 is None else loc0.copy()
     else:
-        loc = np.array([weights.median(x[0], w)]) if loc0 is None else loc0.copy()
+        loc = np.array([weighted.median(x[0], weighted.positions(w))]) if loc0 is None else loc0.copy()
     if beta0 is None and w is None:
         dev = x - x.mean(axis=1, keepdims=True)
         m2 = np.mean(dev**2, axis=1)
         beta0 = _beta_from_kurtosis(np.mean(dev**4, axis=1) / m2**2 - 3.0)
     elif beta0 is None:
-        _, m2w, m4w = weights.moments(x[0], w)
+        _, m2w, m4w = weighted.moments(x[0], w)
         beta0 = _beta_from_kurtosis(np.array([m4w / m2w**2 - 3.0]))
     beta, s, ll, d2 = _beta_newton(x, loc, beta0, w=w)
     if w is None:
         spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
     else:
-        spread = np.array([weights.unsorted_median(np.abs(x[0] - loc[0]), w)]) + 1e-300
+        spread = np.array([weighted.unsorted_median(np.abs(x[0] - loc[0]), w)]) + 1e-300
     half_width = 0.5 * spread
     tried = []  # the bracket widths of the rounds since the state last changed
     for _ in range(rounds):
@@ -343,7 +343,7 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
     if w is None:
         stride = strided_quantiles(x, _SUBSAMPLE)
     else:
-        stride = weights.strided(x[0], w, _SUBSAMPLE)[np.newaxis, :]
+        stride = weighted.strided_quantiles(x[0], w, _SUBSAMPLE)[np.newaxis, :]
     start = None
     dev = stride[0] - stride[0].mean()
     beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))

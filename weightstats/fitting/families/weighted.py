@@ -1,4 +1,5 @@
-"""Order statistics and moments of a multiset given as distinct sorted values and their counts.
+"""Order statistics and moments of a multiset given as distinct sorted values and their counts
+(every family's weighted fit uses them, the generalized normal's cusp search too).
 
 A family's weighted fit (``Family.fit_weighted``) must reproduce the fit of the expanded sample
 ``np.repeat(values, counts)``, including the starting values its optimizer computes from order
@@ -63,9 +64,18 @@ def strided_quantile_counts(values: np.ndarray, counts: np.ndarray,
     return values[which[first]], np.diff(np.append(first, which.size)).astype(np.float64)
 
 
-def total(counts: np.ndarray) -> float:
-    """The number of values the multiset holds (exact for totals below 2**53)."""
-    return float(counts.sum())
+def total(counts: np.ndarray) -> int:
+    """The number of values the multiset holds (counts are whole numbers, exact in float64 below
+    2**53)."""
+    return int(round(float(counts.sum())))
+
+
+def moments(values: np.ndarray, counts: np.ndarray) -> tuple[float, float, float]:
+    """Mean, second and fourth central moments of the expanded sample."""
+    n = float(counts.sum())
+    mean = float(values @ counts) / n
+    dev2 = (values - mean) ** 2
+    return mean, float(dev2 @ counts) / n, float((dev2 * dev2) @ counts) / n
 
 
 def two_parameter_fit(loc: float, scale: float, loglik: float) -> BatchFit:
