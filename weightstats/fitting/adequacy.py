@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from .families import get_family
+from .families import get_family, weighted
 
 D_MIN = 0.05
 AD_MIN = 0.006
@@ -148,7 +148,7 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     each value of ``z_sorted`` occurs (the counted path); the order statistics are then the
     multiset's.
     """
-    cum = None if weights is None else np.cumsum(np.asarray(weights, dtype=np.int64))
+    cum = None if weights is None else weighted.positions(np.asarray(weights))
     size = z_sorted.size if cum is None else int(cum[-1])
     n = int(n if n is not None else size)
     scores = get_family(family).shape_scores
@@ -158,7 +158,7 @@ def robust_log_shape_se(family: str, z_sorted: np.ndarray, loc: float, scale: fl
     if cum is None:
         z = z_sorted[step // 2::step] - loc
     else:
-        z = z_sorted[np.searchsorted(cum, np.arange(step // 2, size, step), side="right")] - loc
+        z = weighted.order_stat(z_sorted, cum, np.arange(step // 2, size, step)) - loc
     log_params = np.array([math.log(scale), math.log(shape)])
 
     def mean_score(theta: np.ndarray) -> np.ndarray:

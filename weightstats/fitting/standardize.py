@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from .families import weighted
 from .families.base import CHUNK, dot
 
 # Largest |standardized value| the families handle without overflow: gennorm raises |z| to a
@@ -35,7 +36,7 @@ def sorted_quantile(x_sorted: np.ndarray, q: float, cum: np.ndarray | None = Non
     if cum is None:
         lo, hi = float(x_sorted[i]), float(x_sorted[j])
     else:  # the value at 0-based position p is the first whose cumulative count exceeds p
-        lo, hi = (float(x_sorted[k]) for k in np.searchsorted(cum, [i, j], side="right"))
+        lo, hi = (float(v) for v in weighted.order_stat(x_sorted, cum, np.array([i, j])))
     return float(lo + (pos - i) * (hi - lo))
 
 
@@ -50,7 +51,7 @@ def robust_center_spread(z_sorted: np.ndarray,
     never below the largest deviation over ``MAX_STANDARDIZED``, which bounds every standardized
     value. ``weights``: how often each (distinct) value occurs, for the counted path.
     """
-    cum = None if weights is None else np.cumsum(np.asarray(weights, dtype=np.int64))
+    cum = None if weights is None else weighted.positions(np.asarray(weights))
     n = z_sorted.size if cum is None else int(cum[-1])
     center = sorted_quantile(z_sorted, 0.5, cum)
     spread = (sorted_quantile(z_sorted, 0.75, cum) - sorted_quantile(z_sorted, 0.25, cum)) / _IQR_PER_SD
