@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ..arrays import stored_numpy_dtype
+from ..arrays import (
+    is_meta,
+    is_quantized,
+    layout_name,
+    raw_numpy,
+    stored_numpy_dtype,
+    torch_dtype_name,
+)
 
 # Values per bincount call: np.bincount widens its input to intp, so a chunk costs 8 bytes per value;
 # 256 K values keep that temporary (2 MB) in the cache instead of allocating one the tensor's size.
@@ -68,21 +75,24 @@ def decode_table(name: str) -> np.ndarray:
 
 
 def _torch_bits(t: Any) -> tuple[np.ndarray, str] | None:
-    """The raw bits of a torch tensor of a counted dtype, as an unsigned NumPy view."""
-    name = str(t.dtype).removeprefix("torch.")
+    """The raw bits of a torch tensor of a counted dtype, through the loaders' zero-copy view
+    (:func:`weightstats.arrays.raw_numpy`); None for a layout or dtype it would have to copy."""
+    if (stored_numpy_dtype(torch_dtype_name(t.dtype)) is None or is_meta(t) or is_quantized(t)
+            or layout_name(t) != "strided"):
+        return None
+    if t.device.type != "cpu":  # read once into host memory, in the stored dtype
+        t = t.detach().cpu()
+    return _numpy_bits(raw_numpy(t))
+
+
+def _numpy_bits(x: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """A NumPy array of a counted dtype as unsigned integers of its width (a view)."""
+    name = x.dtype.name
     if stored_numpy_dtype(name) is None:
         return None
-    if (str(getattr(t, "layout", "torch.strided")) != "torch.strided"
-            or getattr(t, "is_quantized", False) or t.device.type == "meta"):
-        return None
-    import torch
-
-    t = t.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    unsigned = {1: torch.uint8, 2: torch.int16}[t.element_size()]
-    raw = t.view(unsigned).numpy()
-    return (raw.view(np.uint16) if raw.dtype == np.int16 else raw), name
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    return x.view(f"u{x.dtype.itemsize}"), name
 
 
 def raw_bits(x: Any) -> tuple[np.ndarray, str] | None:
@@ -95,12 +105,7 @@ def raw_bits(x: Any) -> tuple[np.ndarray, str] | None:
         return _torch_bits(x)
     if np.ma.isMaskedArray(x) or not isinstance(x, np.ndarray):
         return None
-    name = x.dtype.name
-    if stored_numpy_dtype(name) is None:
-        return None
-    if not x.dtype.isnative:
-        x = x.astype(x.dtype.newbyteorder("="))
-    return x.view(f"u{x.dtype.itemsize}"), name
+    return _numpy_bits(x)
 
 
 def count_bits(bits: np.ndarray) -> np.ndarray:
