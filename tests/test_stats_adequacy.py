@@ -12,7 +12,7 @@ from scipy import stats
 from weightstats import fit_tensor
 from weightstats.fitting.adequacy import AD_MIN, D_MIN, honest_intervals, robust_log_shape_se
 from weightstats.fitting.families import get_family
-from weightstats.fitting.heterogeneity import scale_heterogeneity
+from weightstats.fitting.heterogeneity import median_and_mad_sorted, scale_heterogeneity
 from weightstats.fitting.result import shown_row
 from weightstats.report.model_report import LayerResult, ModelReport
 from weightstats.report.tables import display_wide, summary_markdown
@@ -140,6 +140,36 @@ def test_iid_tensors_show_no_heterogeneity(draw):
         het = scale_heterogeneity(draw(np.random.default_rng(seed), SHAPE))
         assert het["where"] is None and len(het["axes"]) == 3
         assert all(a["excess_sd"] < 0.1 for a in het["axes"])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_exact_centre_and_threshold_match_a_full_sort(weighted):
+    # The fitter takes the heterogeneity test's centre M and threshold median|w - M| from its
+    # sorted values by bisection (O(log n)); brute force: sort |w - M| and read the same rank.
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        n = int(rng.integers(1, 80))
+        x = np.sort(np.round(rng.standard_t(2, n) * rng.choice([1, 4, 50])) / rng.choice([1, 3]))
+        center = x[n // 2]
+        expected = (center, np.sort(np.abs(x - center))[n // 2])
+        got = median_and_mad_sorted(*np.unique(x, return_counts=True)) if weighted \
+            else median_and_mad_sorted(x)
+        assert got == expected, (trial, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_fit_tensor_heterogeneity_uses_all_values(dtype):
+    import torch
+
+    rng = np.random.default_rng(11)
+    w = torch.from_numpy(rng.standard_t(4, SHAPE) * np.exp(rng.normal(0.0, 0.4, (SHAPE[0], 1, 1, 1))))
+    w = w.to(getattr(torch, dtype))
+    x = np.sort(w.float().numpy().astype(np.float64).ravel())
+    center = x[x.size // 2]
+    exact = scale_heterogeneity(w.float().numpy(), (center, np.sort(np.abs(x - center))[x.size // 2]))
+    fit = fit_tensor(w)
+    assert fit.path == ("counted" if dtype == "bfloat16" else "values")
+    assert fit.heterogeneity == exact and fit.heterogeneity["where"] == "output channel"
 
 
 def _scipy_sandwich(family: str, x: np.ndarray, loc: float, scale: float, shape: float) -> float:

@@ -92,6 +92,8 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]],
                 weights: np.ndarray | None = None) -> dict:
     """Mean and variance of d = logpdf_a - logpdf_b over ``x`` for every pair, in chunks.
 
+    ``logpdfs[name](chunk, out)`` writes the log-density up to a constant into ``out`` and returns
+    the constant (``Family.log_kernel``): the constants move the means only, never the variances.
     ``weights``: how often each value of ``x`` occurs (the counted path's multiset); the moments
     are then those of the multiset written out.
 
@@ -107,17 +109,20 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]],
     n_seen = 0
     mean = np.zeros(len(names))
     gram = np.zeros((len(names), len(names)))
+    buffer = np.empty((len(names), min(CHUNK, x.size)))
+    constants = np.zeros(len(names))
     for i in range(0, x.size, CHUNK):
         chunk = x[i:i + CHUNK]
         w = None if weights is None else np.asarray(weights[i:i + CHUNK], dtype=np.float64)
         k = chunk.size if w is None else float(w.sum())
-        values = np.empty((len(names), chunk.size))
+        values = buffer[:, :chunk.size]
         for j, name in enumerate(names):
-            values[j] = logpdfs[name](chunk)
+            constants[j] = logpdfs[name](chunk, values[j])
         values[1:] -= values[0]
         values[0] = 0.0
         mean_c = values.mean(axis=1) if w is None else np.einsum("ij,j->i", values, w) / k
         values -= mean_c[:, None]
+        mean_c += constants - constants[0]
         weighted = values if w is None else values * w
         gram_c = np.zeros((len(names), len(names)))  # row and column 0 stay zero
         for a in range(1, len(names)):

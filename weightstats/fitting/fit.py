@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from ..arrays import as_values, dtype_name, sorted_copy
 from ..errors import OptionError
@@ -19,7 +19,7 @@ from .counted import counted_values, raw_bits, stored_view, weighted_subsample
 from .descriptives import describe, histogram_sorted
 from .families import DEFAULT_FAMILIES, get_family
 from .guard import guard_families
-from .heterogeneity import scale_heterogeneity
+from .heterogeneity import median_and_mad_sorted, scale_heterogeneity
 from .ks import ks_statistic_sorted
 from .nulltables import (
     DEFAULT_REPLICATES,
@@ -50,7 +50,7 @@ def _naive_ks_pvalue(d: float, n: int) -> float:
     """scipy's asymptotic KS p-value (``kstest(..., method="asymp")``), which wrongly treats the
     fitted parameters as known: kept only to show why it is not used. (The exact Kolmogorov
     distribution costs up to 0.2 s per call at n ~ 1e5, for a number that is invalid anyway.)"""
-    return float(stats.kstwobign.sf(d * math.sqrt(n)))
+    return float(special.kolmogorov(d * math.sqrt(n)))  # kstwobign.sf without its dispatch
 
 
 def _shape_interval(shape: float, se: float) -> tuple[float, float, str]:
@@ -193,13 +193,15 @@ def _fit_counted(x, bits: np.ndarray, dtype: str, names: list[str], options: dic
         return declined
     if grid:
         return grid_declined_counted(values, weights, grid, base)
+    threshold = median_and_mad_sorted(values, weights)  # before atoms go: all finite values
     atoms, values, weights, declined = take_atoms_counted(values, weights, dtype, base, MIN_N)
     if declined is not None:
         return declined
     if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
         return fit_pruned_counted(values, weights, names, atoms, base, options["bins"])
     stored = stored_view(bits, dtype)
-    return _fit_continuous(values.copy(), weights, None, atoms, base, stored, **_common(names, options))
+    return _fit_continuous(values.copy(), weights, None, atoms, base, (stored, threshold),
+                           **_common(names, options))
 
 
 def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: int) -> TensorFit:
@@ -240,14 +242,16 @@ def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: 
         return declined
     if grid:
         return grid_declined(xs, grid, base)
+    # The per-channel view's values are not the stored tensor's: its threshold is pooled there.
+    threshold = None if per_channel else median_and_mad_sorted(xs)
     atoms, xs, flat, declined = take_atoms(xs, flat, base["dtype"], atoms, base, MIN_N)
     if declined is not None:
         return declined
     if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
         return fit_pruned(xs, names, atoms, base, options["bins"])
     # xs is already our own sorted copy: standardized in place, one float64 copy is all we hold.
-    return _fit_continuous(xs.astype(np.float64, copy=False), None, flat, atoms, base, arr,
-                           **_common(names, options))
+    return _fit_continuous(xs.astype(np.float64, copy=False), None, flat, atoms, base,
+                           (arr, threshold), **_common(names, options))
 
 
 def _check_size(xs: np.ndarray, n: int, base: dict, counts: dict, notes: list[str]):
@@ -263,14 +267,14 @@ def _check_size(xs: np.ndarray, n: int, base: dict, counts: dict, notes: list[st
 
 
 def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray | None, atoms,
-                    base: dict, stored: np.ndarray, *, names: list[str], bins: int, seed: int,
+                    base: dict, stored: tuple[np.ndarray, tuple[float, float] | None], *, names: list[str], bins: int, seed: int,
                     ks_sample: int, ks_replicates: int) -> TensorFit:
     """Every family fitted to the continuous values, with tests, comparisons and descriptives.
 
     ``z``: sorted float64 values in data units, standardized here in place (the caller's own
     copy); ``weights``: how often each occurs (the counted path, values distinct) or None (each
     once, ``flat`` then holds them in storage order for the KS subsample). ``stored``: the tensor
-    as stored, for the scale-heterogeneity test.
+    as stored and its centre and threshold (or None), for the scale-heterogeneity test.
     """
     n = z.size if weights is None else int(weights.sum())
     w = None if weights is None else weights.astype(np.float64)
@@ -309,7 +313,7 @@ def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray 
         k = fam.n_params if fit.n_params is None else int(fit.n_params[0])
         ll = float(fit.loglik[0]) - n * log_unit
         # Pointwise log-densities up to the constant -log_unit (the same for all families).
-        logpdfs[name] = lambda v, f=fam, p=zp: f.logpdf(v, *p)
+        logpdfs[name] = lambda v, out, f=fam, p=zp: f.log_kernel(v, out, *p)
         d = ks_statistic_sorted(z, lambda v, f=fam, p=zp: f.cdf(v, *p), weights)
         # The fit on all values is an excellent start for the subsample's own fit.
         sfit = fam.fit_rows(sub[np.newaxis, :], start=fit)
@@ -352,6 +356,6 @@ def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray 
                               histogram=_histogram(z, shift, unit, lo_x, hi_x, int(bins), weights),
                               **base)
     result.atoms = atoms.summary() if atoms else {}
-    result.heterogeneity = scale_heterogeneity(stored)  # which axis do the scales differ along?
+    result.heterogeneity = scale_heterogeneity(*stored)  # which axis do the scales differ along?
     honest_intervals(result.rows, result.verdict, z, shift, unit, weights)  # no Wald CI where no family fits
     return result

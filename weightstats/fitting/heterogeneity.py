@@ -66,6 +66,54 @@ def _order_stats(x: np.ndarray, probs: list[float]) -> list[float]:
     return [float(part[r]) for r in ranks]
 
 
+def median_and_mad_sorted(x_sorted: np.ndarray, counts: np.ndarray | None = None) -> tuple[float, float]:
+    """The centre ``M`` and threshold ``q`` of :func:`scale_heterogeneity` from all of a tensor's
+    finite values, sorted (``counts``: how often each of the then distinct values occurs).
+
+    ``M`` is the order statistic at rank ``n // 2`` and ``q`` that of ``|x - M|``, the conventions
+    of the pooled estimate, but exact and in O(log n): the values within ``t`` of ``M`` form a
+    contiguous window of the sorted values, so ``q`` is the smallest radius of a window holding
+    ``n // 2 + 1`` values, found by bisection on the window's left end.
+    """
+    if counts is None:
+        n = x_sorted.size
+        low = np.arange(n)  # values before index a: a; through index b: b + 1
+        cum = None
+    else:
+        cum = np.cumsum(counts.astype(np.int64))
+        n = int(cum[-1])
+        low = cum - counts.astype(np.int64)
+    rank = n // 2
+    center = float(x_sorted[rank] if cum is None else x_sorted[np.searchsorted(cum, rank, "right")])
+    need = rank + 1  # values the window must hold
+
+    def right_end(a: int) -> int:
+        """Smallest index b with at least ``need`` values in positions a..b (len(x) if none)."""
+        if cum is None:
+            return a + need - 1
+        return int(np.searchsorted(cum, int(low[a]) + need, "left"))
+
+    def radius(a: int) -> float:
+        return max(center - float(x_sorted[a]), float(x_sorted[right_end(a)]) - center)
+
+    last = x_sorted.size - 1
+    hi = n - need if cum is None else int(np.searchsorted(low, n - need, "right")) - 1
+    lo = 0
+    # The left distance falls and the right one rises as the window moves right: bisect for the
+    # first window whose right distance reaches its left one; the smallest radius is there or
+    # just before.
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if float(x_sorted[min(right_end(mid), last)]) - center >= center - float(x_sorted[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    q = radius(lo)
+    if lo > 0:
+        q = min(q, radius(lo - 1))
+    return center, q
+
+
 def _evenly(total: int, m: int) -> np.ndarray:
     """``m`` evenly spaced indices into ``range(total)``, each from the middle of its block (a
     systematic sample: representative of every part of the tensor, and cache-friendly to read)."""
@@ -97,6 +145,14 @@ def _gather(arr: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
     return np.ascontiguousarray(arr).reshape(-1)[k_off[:, None] + s_off[None, :]]
 
 
+def _row_medians(rows: np.ndarray) -> np.ndarray:
+    """``np.median(rows, axis=1)`` by sorting the short rows (NumPy's partition along an axis is
+    several times slower than sorting rows of a few hundred values)."""
+    s = np.sort(rows, axis=1)
+    m = rows.shape[1]
+    return s[:, m // 2] if m % 2 else 0.5 * (s[:, m // 2 - 1] + s[:, m // 2])
+
+
 def _axis_result(name: str, dims: tuple[int, ...], rows: np.ndarray, finite: np.ndarray,
                  q: float) -> dict[str, Any] | None:
     """Stratified median test and effect size for one slicing (``rows``: slices x positions of
@@ -104,7 +160,7 @@ def _axis_result(name: str, dims: tuple[int, ...], rows: np.ndarray, finite: np.
     sizes = finite.sum(axis=1).astype(float)
     if np.min(sizes) < MIN_SLICE:
         return None  # too few values for the chi-square approximation (no all-NaN slice below)
-    med = np.median(rows, axis=1) if finite.all() else np.nanmedian(rows, axis=1)
+    med = _row_medians(rows) if finite.all() else np.nanmedian(rows, axis=1)
     if np.any(~(med > 0)):
         return None  # a slice mostly on one value (pruned): no log scale
     k = rows.shape[0]
@@ -146,13 +202,17 @@ def describe_where(result: dict[str, Any]) -> str:
     return ", ".join(f"{a['axis']} (x{math.exp(a['excess_sd']):.2g})" for a in axes)
 
 
-def scale_heterogeneity(arr: np.ndarray) -> dict[str, Any]:
+def scale_heterogeneity(arr: np.ndarray, threshold: tuple[float, float] | None = None) -> dict[str, Any]:
     """Per tensor axis, how much slice scales differ beyond i.i.d. sampling (see module docstring).
 
     Parameters
     ----------
     arr : numpy.ndarray
         The weight tensor in its own shape (non-finite values are ignored).
+    threshold : (float, float), optional
+        The centre ``M`` and threshold ``q`` from all finite values
+        (:func:`median_and_mad_sorted`, free where the caller holds them sorted); by default they
+        come from ``POOL`` evenly spaced values.
 
     Returns
     -------
@@ -165,15 +225,18 @@ def scale_heterogeneity(arr: np.ndarray) -> dict[str, Any]:
                 if int(np.prod([arr.shape[i] for i in dims])) >= 2]
     if not slicings:
         return out
-    flat = arr.reshape(-1)
-    # The centre and the threshold come from up to POOL evenly spaced values; any fixed threshold
-    # keeps the test valid, the median of |w - M| makes it most sensitive.
-    pool = flat[_evenly(flat.size, POOL)].astype(np.float64)
-    pool = pool[np.isfinite(pool)]
-    if pool.size < 2 * MIN_SLICE:
-        return out
-    center = _order_stats(pool, [0.5])[0]
-    q = _order_stats(np.abs(pool - center), [0.5])[0]
+    if threshold is None:
+        flat = arr.reshape(-1)
+        # The centre and the threshold come from up to POOL evenly spaced values; any fixed
+        # threshold keeps the test valid, the median of |w - M| makes it most sensitive.
+        pool = flat[_evenly(flat.size, POOL)].astype(np.float64)
+        pool = pool[np.isfinite(pool)]
+        if pool.size < 2 * MIN_SLICE:
+            return out
+        center = _order_stats(pool, [0.5])[0]
+        q = _order_stats(np.abs(pool - center), [0.5])[0]
+    else:
+        center, q = threshold
     if not q > 0:
         return out  # half or more of the values sit on one point (pruned): no scale to compare
     for name, dims in slicings:

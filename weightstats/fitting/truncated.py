@@ -156,7 +156,7 @@ def _fit_pruned(xs: np.ndarray, counts: np.ndarray | None, names: list[str], ato
         params, ll = fit_family_truncated(name, u, c, counts)
         loc, scale, shapes = params[0], params[1], params[2:]
         log_kept = math.log(_kept_mass(fam, params, c))
-        logpdfs[name] = lambda v, f=fam, p=params, k=log_kept: f.logpdf(v, *p) - k
+        logpdfs[name] = lambda v, out, f=fam, p=params, k=log_kept: f.log_kernel(v, out, *p) - k
 
         def cdf(v, f=fam, p=params, k=math.exp(log_kept)):
             below = f.cdf(np.array([-c]), *p)[0]

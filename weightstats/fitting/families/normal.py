@@ -41,6 +41,12 @@ class Normal(Family):
         z = (x - loc) / scale
         return -0.5 * z * z - np.log(scale) - 0.5 * _LOG_2PI
 
+    def log_kernel(self, x, out, loc, scale):
+        np.subtract(x, loc, out=out)
+        out *= out
+        out *= -0.5 / (scale * scale)
+        return float(-np.log(scale) - 0.5 * _LOG_2PI)
+
     def cdf(self, x, loc, scale):
         return special.ndtr((x - loc) / scale)
 
