@@ -44,6 +44,8 @@ _CACHE_LOG_UP_TO = 1 << 23  # beyond this many values, log|x - loc| is recompute
 # values nearest loc (a cusp forms at 1; Newton stalled below ~1.12 on heavy-tailed layers), and
 # near the upper bound the fit must stop at the bound.
 _NEWTON_BETA = (1.15, 0.5 * BETA_MAX)
+# A long row's strided start tries Newton first unless its kurtosis says beta is below this.
+_CUSP_START = 0.8
 
 _BETA_TABLE = np.geomspace(0.2, 10.0, 400)
 _KURT_TABLE = (special.gamma(5 / _BETA_TABLE) * special.gamma(1 / _BETA_TABLE)
@@ -347,9 +349,12 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
     start = None
     dev = stride[0] - stride[0].mean()
     beta0 = _beta_from_kurtosis(np.array([np.mean(dev**4) / np.mean(dev**2) ** 2 - 3.0]))
-    if _NEWTON_BETA[0] < beta0[0] < _NEWTON_BETA[1]:
-        # The mean, not the median: a start on a data value has no loc curvature.
-        start = polish_newton(stride[0], float(stride[0].mean()), float(beta0[0]),
+    if beta0[0] > _CUSP_START:
+        # Joint Newton from the mean (not the median: a start on a data value has no loc
+        # curvature), beta nudged into Newton's range: heavy tails (a t(6) has Laplace's
+        # kurtosis) often fit well above it. Newton declines where the optimum lies below it.
+        start = polish_newton(stride[0], float(stride[0].mean()),
+                              float(np.clip(beta0[0], 1.3, 0.9 * _NEWTON_BETA[1])),
                               _NEWTON_BETA, max_steps=30)
     if start is None:
         start = fit_gennorm_rows(stride)
