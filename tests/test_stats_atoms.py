@@ -264,3 +264,21 @@ def test_families_without_a_truncated_fit_are_reported_not_fitted_on_pruned_tens
     for name in skipped:
         assert frame.loc[name, "flags"].startswith("not_fitted:")
         assert np.isnan(frame.loc[name, "loglik"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_cut_by_chunk_edges_read_as_whole_runs(seed, monkeypatch):
+    # find_atoms scans in chunks and takes each run's first and last index from the scan; runs
+    # that straddle a chunk edge must read exactly as with one chunk (counts, atoms, pruning).
+    from weightstats.fitting import atoms as atoms_module
+
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.standard_t(4, 30_000) * 40) / 40  # long runs of every grid level
+    x[rng.random(x.size) < 0.2] = 0.0
+    x = np.sort(np.concatenate([x, rng.standard_normal(5_000)]).astype(np.float32))
+    whole = find_atoms(x, "float32")
+    monkeypatch.setattr(atoms_module, "_CHUNK", 997)  # a prime: edges fall inside runs
+    chunked = find_atoms(x, "float32")
+    assert whole and chunked.summary() == whole.summary()
+    np.testing.assert_array_equal(chunked.values, whole.values)
+    np.testing.assert_array_equal(chunked.counts, whole.counts)

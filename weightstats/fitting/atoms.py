@@ -80,8 +80,32 @@ def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
         return np.where(tail > 0, np.log(np.where(tail > 0, tail, 1.0)), approx)
 
 
-def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray:
-    """Boolean mask: which repeated ``values`` of sorted ``xs`` are atoms (see the module doc)."""
+def _first_index(xs, j: np.ndarray) -> np.ndarray:
+    """Index of the first value equal to ``xs[j]``: ``j`` itself unless a tie precedes it (rare
+    in a continuous sample: a gather and a comparison instead of a binary search per value)."""
+    tied = (j > 0) & (xs[np.maximum(j - 1, 0)] == xs[j])
+    out = j.copy()
+    if tied.any():
+        out[tied] = np.searchsorted(xs, xs[j[tied]], "left")
+    return out
+
+
+def _end_index(xs, j: np.ndarray) -> np.ndarray:
+    """One past the index of the last value equal to ``xs[j]`` (see ``_first_index``)."""
+    last = xs.size - 1
+    tied = (j < last) & (xs[np.minimum(j + 1, last)] == xs[j])
+    out = j + 1
+    if tied.any():
+        out[tied] = np.searchsorted(xs, xs[j[tied]], "right")
+    return out
+
+
+def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str,
+               bounds: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Boolean mask: which repeated ``values`` of sorted ``xs`` are atoms (see the module doc).
+
+    ``bounds``: each value's first index and one past its last, where the caller knows them.
+    """
     n = xs.size
     bits = SIGNIFICAND_BITS[precision]
     # Values computed in floating point from quantities of the tensor's size (a + (b - a) * u in
@@ -94,9 +118,12 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
         return np.maximum(below, floor), np.maximum(above, floor)
 
     # Keys in the sample's own dtype: a float64 key makes searchsorted copy a float32 sample.
-    keys = values.astype(xs.dtype)  # exact: every value is one of the sample's
-    lo = np.searchsorted(xs, keys, "left")
-    hi = np.searchsorted(xs, keys, "right")
+    if bounds is None:
+        keys = values.astype(xs.dtype)  # exact: every value is one of the sample's
+        lo = np.searchsorted(xs, keys, "left")
+        hi = np.searchsorted(xs, keys, "right")
+    else:
+        lo, hi = bounds
     count = (hi - lo).astype(np.float64)
     below, above = halves(values)
     # Density on each side from at least NEIGHBOURS values, counted over whole rounding cells:
@@ -104,10 +131,10 @@ def _test_runs(xs: np.ndarray, values: np.ndarray, precision: str) -> np.ndarray
     # coarse grid (float16, float8) compares v's count with its neighbours' counts.
     k_left = np.minimum(lo, NEIGHBOURS)
     k_right = np.minimum(n - hi, NEIGHBOURS)
-    w_left = xs[np.maximum(lo - k_left, 0)]
-    w_right = xs[np.minimum(hi + k_right - 1, n - 1)]
-    in_left = lo - np.searchsorted(xs, w_left, "left")
-    in_right = np.searchsorted(xs, w_right, "right") - hi
+    j_left, j_right = np.maximum(lo - k_left, 0), np.minimum(hi + k_right - 1, n - 1)
+    w_left, w_right = xs[j_left], xs[j_right]
+    in_left = lo - _first_index(xs, j_left)
+    in_right = _end_index(xs, j_right) - hi
     # Near the float64 range the window widths overflow; an infinite or NaN width gives density 0
     # or NaN, and neither flags an atom.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -362,10 +389,19 @@ def find_atoms(xs: np.ndarray, dtype: str = "") -> Atoms:
     found: list[np.ndarray] = []
     for start in range(0, n - 1, _CHUNK):
         block = xs[start:start + _CHUNK + 1]
-        repeated = block[1:][block[1:] == block[:-1]]
-        if repeated.size:
-            candidates = _distinct(repeated).astype(np.float64) + 0.0  # -0.0 is the atom 0.0
-            found.append(candidates[_test_runs(xs, candidates, precision)])
+        tie = np.flatnonzero(block[1:] == block[:-1])  # block[i] == block[i + 1]
+        if tie.size:
+            # Each run of equal values is a group of consecutive ties: its first index and one
+            # past its last come from the scan; a run cut by the block's edges is looked up.
+            opens = np.concatenate([[True], np.diff(tie) != 1])
+            closes = np.concatenate([opens[1:], [True]])
+            lo, hi = tie[opens] + start, tie[closes] + start + 2
+            cut = (lo == start) | (hi == start + block.size)
+            if cut.any():
+                lo[cut] = _first_index(xs, lo[cut])
+                hi[cut] = _end_index(xs, hi[cut] - 1)
+            candidates = block[tie[opens]].astype(np.float64) + 0.0  # -0.0 is the atom 0.0
+            found.append(candidates[_test_runs(xs, candidates, precision, (lo, hi))])
     values = np.unique(np.concatenate(found)) if found else np.empty(0)
     return _read_atoms(xs, values, precision)
 

@@ -216,9 +216,11 @@ def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: 
     if arr.dtype.kind in "iu":
         arr = arr.astype(np.float64)
     flat = arr.reshape(-1)
-    n_nan = int(np.isnan(flat).sum()) - n_masked  # masked entries arrive as NaN
-    n_posinf = int(np.isposinf(flat).sum())
-    n_neginf = int(np.isneginf(flat).sum())
+    n_nan = n_posinf = n_neginf = 0
+    if n_masked or not np.isfinite(flat).all():  # one pass where all are finite, the usual case
+        n_nan = int(np.isnan(flat).sum()) - n_masked  # masked entries arrive as NaN
+        n_posinf = int(np.isposinf(flat).sum())
+        n_neginf = int(np.isneginf(flat).sum())
     counts = {"n_nan": n_nan, "n_posinf": n_posinf, "n_neginf": n_neginf}
     notes = []
     if n_masked:
