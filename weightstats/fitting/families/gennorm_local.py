@@ -56,10 +56,27 @@ class LocalCost:
             k = np.arange(_TERMS)
             binom = np.cumprod(np.r_[1.0, (beta - k[:-1]) / (k[:-1] + 1.0)])  # C(beta, k)
             self.coef = binom * moments * (-1.0) ** k  # the series in d
+        self.dcoef = np.polynomial.polynomial.polyder(self.coef)
         if not (np.all(np.isfinite(self.coef)) and self.half > 0):
             self.lo, self.hi = np.inf, -np.inf  # no m inside: full passes
     def covers(self, lo: float, hi: float) -> bool:
         return self.lo <= lo and hi <= self.hi
+
+    def slope(self, m: float) -> float | None:
+        """``sum w sign(x - m) |x - m|^(beta - 1)`` (the loc score, decreasing in m for
+        beta > 1): the near values exactly, the far ones through the series' derivative (the
+        cost's derivative in m is -beta times this). None outside [lo, hi]."""
+        if not self.lo <= m <= self.hi:
+            return None
+        k = int(np.searchsorted(self.near, m))
+        b1 = self.beta - 1.0
+        above, below = self.near[k:] - m, m - self.near[:k]
+        if self.near_w is None:
+            exact = float(np.sum(above ** b1) - np.sum(below ** b1))
+        else:
+            exact = dot(above ** b1, self.near_w[k:]) - dot(below ** b1, self.near_w[:k])
+        far = np.polynomial.polynomial.polyval(m - self.mid, self.dcoef)
+        return exact - far / self.beta
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """Costs at each of ``m`` (a length-1 array: the row's loc)."""
