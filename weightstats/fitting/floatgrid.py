@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 _CHUNK = 1 << 20
+_FIRST = 1 << 12
 
 # (significand bits including the implicit one, smallest subnormal) per storage precision.
 _PRECISIONS = {
@@ -32,8 +33,10 @@ def storage_precision(xs: np.ndarray, dtype: str = "") -> str:
             return name
     fits = {"bfloat16": True, "float16": True, "float32": True}
     with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, xs.size, _CHUNK):
-            block = xs[start:start + _CHUNK]
+        # A short first block: a wide float's values disprove the narrow formats at once.
+        edges = [0, *range(_FIRST, xs.size, _CHUNK), xs.size]
+        for start, stop in zip(edges[:-1], edges[1:], strict=True):
+            block = xs[start:stop]
             x32 = block.astype(np.float32)
             if fits["float32"] and block.dtype != np.float32:
                 fits["float32"] = bool(np.all(x32 == block))
