@@ -83,6 +83,8 @@ def _log_poisson_tail(c: np.ndarray, lam: np.ndarray) -> np.ndarray:
 def _first_index(xs, j: np.ndarray) -> np.ndarray:
     """Index of the first value equal to ``xs[j]``: ``j`` itself unless a tie precedes it (rare
     in a continuous sample: a gather and a comparison instead of a binary search per value)."""
+    if isinstance(xs, SortedRuns):
+        return xs.run_bounds(j)[0]
     tied = (j > 0) & (xs[np.maximum(j - 1, 0)] == xs[j])
     out = j.copy()
     if tied.any():
@@ -92,6 +94,8 @@ def _first_index(xs, j: np.ndarray) -> np.ndarray:
 
 def _end_index(xs, j: np.ndarray) -> np.ndarray:
     """One past the index of the last value equal to ``xs[j]`` (see ``_first_index``)."""
+    if isinstance(xs, SortedRuns):
+        return xs.run_bounds(j)[1]
     last = xs.size - 1
     tied = (j < last) & (xs[np.minimum(j + 1, last)] == xs[j])
     out = j + 1
@@ -425,9 +429,11 @@ def find_atoms_counted(values: np.ndarray, counts: np.ndarray, dtype: str = "") 
         return _integer_atoms(runs.values, runs.counts, runs.size)
     # The storage precision depends on the set of values only, not on how often each occurs.
     precision = storage_precision(runs.values, dtype)
-    candidates = runs.values[runs.counts > 1].astype(np.float64) + 0.0  # the repeated values
+    repeated = runs.counts > 1
+    candidates = runs.values[repeated].astype(np.float64) + 0.0  # the repeated values
     if candidates.size:
-        candidates = candidates[_test_runs(runs, candidates, precision)]
+        bounds = tuple(b[repeated] for b in runs.all_bounds())
+        candidates = candidates[_test_runs(runs, candidates, precision, bounds)]
     return _read_atoms(runs, candidates, precision)
 
 

@@ -68,6 +68,15 @@ class SortedRuns:
             raise TypeError("SortedRuns is sorted; a sorter is meaningless")
         return self._prefix[np.searchsorted(self.values, v, side)]
 
+    def all_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """First position and one past the last of every run, in order."""
+        return self._prefix[:-1], self._ends
+
+    def run_bounds(self, index) -> tuple[np.ndarray, np.ndarray]:
+        """First position and one past the last of the run holding each position ``index``."""
+        run = np.searchsorted(self._ends, index, "right")
+        return self._prefix[run], self._ends[run]
+
     def without(self, drop: np.ndarray) -> SortedRuns:
         """The sample with every occurrence of the values in ``drop`` removed."""
         keep = ~np.isin(self.values, drop)
