@@ -74,6 +74,18 @@ def decode_table(name: str) -> np.ndarray:
     return table
 
 
+@cache
+def _sorted_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The bit patterns of ``name`` in ascending order of their values (NaN patterns last) and
+    those values: counts read in this order come out sorted, with no sort per tensor."""
+    table = decode_table(name)
+    order = np.argsort(table, kind="stable")
+    values = table[order]
+    for array in (order, values):
+        array.flags.writeable = False
+    return order, values
+
+
 def _torch_bits(t: Any) -> tuple[np.ndarray, str] | None:
     """The raw bits of a torch tensor of a counted dtype, through the loaders' zero-copy view
     (:func:`weightstats.arrays.raw_numpy`); None for a layout or dtype it would have to copy."""
@@ -126,20 +138,22 @@ def stored_view(bits: np.ndarray, name: str) -> np.ndarray:
 def counted_values(bits: np.ndarray, name: str) -> Counted:
     """The multiset of finite values held by the bit patterns ``bits`` of stored dtype ``name``
     (as :func:`raw_bits` returns them)."""
-    pattern_counts = count_bits(bits)
-    table = decode_table(name)
-    present = np.flatnonzero(pattern_counts)
+    order, table = _sorted_table(name)
+    pattern_counts = count_bits(bits)[order]
+    present = pattern_counts > 0
     values, counts = table[present], pattern_counts[present]
     finite = np.isfinite(values)
     n_nan = int(counts[np.isnan(values)].sum())
     n_posinf = int(counts[values == np.inf].sum())
     n_neginf = int(counts[values == -np.inf].sum())
     values, counts = values[finite], counts[finite]
-    # -0.0 and +0.0 are two bit patterns of one value; merging them keeps the values distinct.
-    distinct, inverse = np.unique(values, return_inverse=True)
-    merged = np.zeros(distinct.size, dtype=np.int64)
-    np.add.at(merged, inverse, counts)
-    return Counted(distinct + 0.0, merged, name, n_nan, n_posinf, n_neginf)
+    # -0.0 and +0.0 are two bit patterns of one value, next to each other in this order: merged,
+    # the values are distinct.
+    first = np.concatenate([[True], values[1:] != values[:-1]])
+    if not first.all():
+        starts = np.flatnonzero(first)
+        values, counts = values[starts], np.add.reduceat(counts, starts)
+    return Counted(values + 0.0, counts, name, n_nan, n_posinf, n_neginf)
 
 
 def weighted_subsample(values: np.ndarray, counts: np.ndarray, m: int, seed: int) -> np.ndarray:
