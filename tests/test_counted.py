@@ -193,3 +193,21 @@ def test_float16_values_path_sorts_correctly():
     for fit in (fit_tensor(x, path="values"), fit_tensor(x.reshape(200, 300), per_channel=True)):
         assert fit.status == "quantized"
         assert "17 levels" in fit.message, fit.message
+
+
+@pytest.mark.parametrize("family", ["normal", "laplace", "t", "gennorm"])
+def test_subsample_statistics_read_each_tied_value_once(family):
+    # A bf16 subsample repeats values; sample_statistics evaluates the CDF once per distinct value
+    # and must give exactly the D and A^2 of the value-by-value computation the null tables use.
+    from weightstats.fitting.families import get_family
+    from weightstats.fitting.ks import gof_statistics_rows
+    from weightstats.fitting.nulltables import sample_statistics, standardized_tails
+
+    fam = get_family(family)
+    theta = fam.theta(fam.fit(np.sort(np.random.default_rng(1).standard_t(6, 4000))))
+    sub = np.sort(_as(np.random.default_rng(2).standard_t(6, 5000), "bfloat16", (5000,))
+                  .astype(np.float64))
+    assert np.unique(sub).size < 0.5 * sub.size
+    u, tail = standardized_tails(fam, sub[np.newaxis, :], *theta)
+    d, a2 = gof_statistics_rows(u, tail)
+    assert sample_statistics(fam, sub, *theta) == (float(d[0]), float(a2[0]))
