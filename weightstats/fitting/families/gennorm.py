@@ -78,7 +78,7 @@ class GenNorm(Family):
                     polished = polish_newton(x[0], float(loc0[0]), float(beta0[0]), _NEWTON_BETA,
                                              max_steps=30)
             if polished is None:
-                polished = fit_gennorm_rows(x, loc0, beta0)
+                polished = fit_gennorm_rows(x, loc0, beta0, local_costs=True)
             loc, beta, s, ll, d2 = polished
         return _batch_fit(n, loc, beta, s, ll, d2)
 
@@ -100,7 +100,7 @@ class GenNorm(Family):
         if n > 2 * _SUBSAMPLE:
             found = _fit_long_row(x, w)
         else:
-            found = fit_gennorm_rows(x, w=w)
+            found = fit_gennorm_rows(x, w=w, local_costs=True)
         return self._finish(values, _batch_fit(float(n), *found), w)
 
     def _finish(self, x_sorted: np.ndarray, local: BatchFit,

@@ -75,16 +75,17 @@ def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
 
 
 def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
-               w: np.ndarray | None = None) -> np.ndarray:
+               w: np.ndarray | None = None, weight: float | None = None) -> np.ndarray:
     """sum |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
     least half the window's width away: an analytic function of c there, so a Chebyshev
     interpolant on ``_NODES`` nodes is exact to rounding (the nearest singularity is 2
     half-widths from the centre: error ~ 3.7^-32 relative). Many far values are represented by
     evenly strided ones, weighted: the error is a smooth function of c, which can only make the
     search miss an improvement (the winner's likelihood is computed exactly), never accept a
-    worse fit. ``w``: a count per far value, which then stand for ``np.repeat(far, w)``."""
+    worse fit. ``w``: a count per far value, which then stand for ``np.repeat(far, w)``.
+    ``weight``: the far values are already strided, each standing for this many."""
     size = far.size if w is None else weighted.total(w)
-    if size > _FAR_SAMPLE:
+    if weight is None and size > _FAR_SAMPLE:
         step = size // _FAR_SAMPLE
         if w is None:
             weight = far.size / far[step // 2::step].size
@@ -93,7 +94,7 @@ def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
             far = weighted.order_stat(far, weighted.positions(w), np.arange(step // 2, size, step))
             weight = size / far.size
         w = None
-    else:
+    elif weight is None:
         weight = 1.0
     a, b = float(cand[0]), float(cand[-1])
     t = np.cos(np.pi * (np.arange(_NODES) + 0.5) / _NODES)
@@ -127,8 +128,21 @@ def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | Non
     near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
     cost = _near_costs(x[near_lo:near_hi], cand, beta)
     if near_lo > 0 or near_hi < n:
-        cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta)
+        far, weight = _outside(x, near_lo, near_hi)
+        cost += _far_costs(far, cand, beta, weight=weight)
     return float(cand[int(np.argmin(cost))])
+
+
+def _outside(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, float]:
+    """The values of ``np.concatenate([x[:lo], x[hi:]])`` that ``_far_costs`` reads (beyond
+    ``_FAR_SAMPLE`` of them, the evenly strided ones) and the weight each stands for, without
+    copying a long row."""
+    size = x.size - (hi - lo)
+    if size <= _FAR_SAMPLE:
+        return np.concatenate([x[:lo], x[hi:]]), 1.0
+    step = size // _FAR_SAMPLE
+    idx = np.arange(step // 2, size, step)
+    return x[np.where(idx < lo, idx, idx + (hi - lo))], size / idx.size
 
 
 def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float) -> float:

@@ -38,6 +38,7 @@ from .gennorm_newton import log_beta_derivatives, polish_newton, profile_loglik
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 _GOLD = (np.sqrt(5.0) - 1.0) / 2.0
+_GOLD_F = float(_GOLD)
 _SUBSAMPLE = 16384
 _CACHE_LOG_UP_TO = 1 << 23  # beyond this many values, log|x - loc| is recomputed per pass
 # Joint Newton polish range: towards beta = 1 the loc curvature sum|r|^(beta-2) is dominated by the
@@ -73,11 +74,13 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     def log_abs(rows, i):
         # every row (always, for one row): a view, not a fancy-indexed copy
         part = x[:, i:i + CHUNK] if rows.size == x.shape[0] else x[rows, i:i + CHUNK]
-        a = np.abs(part - loc[rows, None])
-        zc = a == 0
+        # in place: each fresh chunk-sized temporary costs page faults
+        lc = np.subtract(part, loc[rows, None])
+        np.abs(lc, out=lc)
+        zc = lc == 0
         with np.errstate(divide="ignore"):
-            lc = np.log(a)
-        lc[zc] = 0.0
+            np.log(lc, out=lc)
+        np.copyto(lc, 0.0, where=zc)
         return lc, zc
 
     # log|x - loc| is cached (9 bytes/value, per chunk) unless the row is huge; then it is
@@ -88,6 +91,8 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
         logs, zeros = zip(*(log_abs(every_row, i) for i in range(0, cols, CHUNK)), strict=True)
         any_zero = any(bool(z.any()) for z in zeros)
 
+    buffers = {}  # two work arrays per chunk shape, reused by every pass
+
     def sums(rows, b):
         total = np.zeros((rows.size, 3))
         full = rows.size == x.shape[0]
@@ -97,12 +102,16 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
                 zr = (zeros[k] if full else zeros[k][rows]) if any_zero else None
             else:
                 lr, zr = log_abs(rows, i)
-            p = np.exp(b[:, None] * lr)
+            if lr.shape not in buffers:
+                buffers[lr.shape] = (np.empty(lr.shape), np.empty(lr.shape))
+            p, pl = buffers[lr.shape]
+            np.multiply(b[:, None], lr, out=p)
+            np.exp(p, out=p)
             if zr is not None:
-                p[zr] = 0.0
+                np.copyto(p, 0.0, where=zr)
             if w is not None:  # weighting p weights all three sums
                 p *= w[i:i + CHUNK]
-            pl = p * lr
+            np.multiply(p, lr, out=pl)
             total[:, 0] += p.sum(axis=1)
             total[:, 1] += pl.sum(axis=1)
             total[:, 2] += row_dot(pl, lr)
@@ -212,6 +221,8 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     def cost(m):
         return _abs_power_sum(x, beta, m, w) if local is None else local(m)
 
+    if x.shape[0] == 1:
+        return np.array([_loc_golden_row(x, beta, float(lo[0]), float(hi[0]), rel_tol, w, local)])
     c = hi - _GOLD * (hi - lo)
     d = lo + _GOLD * (hi - lo)
     fc, fd = cost(c), cost(d)
@@ -229,6 +240,37 @@ def _loc_golden(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         np.where(left, fnew, fd), np.where(left, fc, fnew))
         c, d = np.minimum(c, d), np.maximum(c, d)
         fc, fd = np.where(c == new, fnew, fc), np.where(d == new, fnew, fd)
+    return 0.5 * (lo + hi)
+
+
+def _loc_golden_row(x: np.ndarray, beta: np.ndarray, lo: float, hi: float, rel_tol: float,
+                    w: np.ndarray | None, local) -> float:
+    """``_loc_golden`` for one row in Python floats: the same operations in the same order
+    (so the same numbers), without the array overhead that dominates one row's iterations."""
+    if local is None:
+        def cost(m):
+            return float(_abs_power_sum(x, beta, np.array([m]), w)[0])
+    else:
+        cost = local.at
+    c = hi - _GOLD_F * (hi - lo)
+    d = lo + _GOLD_F * (hi - lo)
+    fc, fd = cost(c), cost(d)
+    width0 = max(hi - lo, 1e-300)
+    for _ in range(int(np.ceil(np.log(rel_tol) / np.log(_GOLD))) + 2):
+        if not hi - lo > rel_tol * width0:
+            break
+        if fc < fd:
+            hi = d
+            new = hi - _GOLD_F * (hi - lo)
+            fnew = cost(new)
+            c, d, fc, fd = new, c, fnew, fc
+        else:
+            lo = c
+            new = lo + _GOLD_F * (hi - lo)
+            fnew = cost(new)
+            c, d, fc, fd = d, new, fd, fnew
+        c, d = min(c, d), max(c, d)
+        fc, fd = (fnew if c == new else fc), (fnew if d == new else fd)
     return 0.5 * (lo + hi)
 
 
@@ -305,8 +347,10 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
     return c
 
 
-def _update_loc(x, beta, loc, half_width, rel_tol, w=None):
-    """Best loc for the current beta; Illinois where the objective is smooth, golden otherwise."""
+def _update_loc(x, beta, loc, half_width, rel_tol, w=None, local_costs=False):
+    """Best loc for the current beta; Illinois where the objective is smooth, golden otherwise.
+    ``local_costs`` (one row): golden's costs from the values near its bracket
+    (``gennorm_local.LocalCost``) instead of passes over the row."""
     new = np.empty_like(loc)
     smooth = beta > 1.05
     if smooth.any():
@@ -314,18 +358,24 @@ def _update_loc(x, beta, loc, half_width, rel_tol, w=None):
                                     loc[smooth] + half_width[smooth], rel_tol, w=w)
     if (~smooth).any():
         r = ~smooth
-        found = _loc_golden(x[r], beta[r], loc[r] - half_width[r], loc[r] + half_width[r],
-                            max(rel_tol, 1e-10), w)
-        new[r] = _snap_to_data(x[r], beta[r], found, w)
+        lo, hi = loc[r] - half_width[r], loc[r] + half_width[r]
+        local = None
+        if local_costs and x.shape[0] == 1:
+            # twice the bracket, so that the data values beside its ends (the snap's) are covered
+            local = LocalCost(x[0], float(beta[0]), float(lo[0] - half_width[0]),
+                              float(hi[0] + half_width[0]), w)
+        found = _loc_golden(x[r], beta[r], lo, hi, max(rel_tol, 1e-10), w, local)
+        new[r] = _snap_to_data(x[r], beta[r], found, w, local)
     return new
 
 
 def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
-                     rel_tol: float = 1e-12, w: np.ndarray | None = None):
+                     rel_tol: float = 1e-12, w: np.ndarray | None = None,
+                     local_costs: bool = False):
     """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature).
 
     ``w`` (one row only): a count per value, the fit of ``np.repeat(x[0], w)`` with the same
-    start (median, moments) and path."""
+    start (median, moments) and path. ``local_costs``: see ``_update_loc``."""
     if w is None:
         loc = row_median(x) if loc0 is None else loc0.copy()
     else:
@@ -352,7 +402,7 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
             break
         tried.append(half_width)
         state = (loc, beta, s, ll, d2)
-        new_loc = _update_loc(x, beta, loc, half_width, rel_tol, w)
+        new_loc = _update_loc(x, beta, loc, half_width, rel_tol, w, local_costs)
         moved = np.abs(new_loc - loc)
         new_beta, new_s, new_ll, new_d2 = _beta_newton(x, new_loc, beta, w=w)
         better = new_ll >= ll
@@ -388,7 +438,7 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
                               float(np.clip(beta0[0], 1.3, 0.9 * _NEWTON_BETA[1])),
                               _NEWTON_BETA, max_steps=30)
     if start is None:
-        start = fit_gennorm_rows(stride)
+        start = fit_gennorm_rows(stride, local_costs=True)
     loc, beta = start[0], start[1]
     if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
         polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA, w=w)
@@ -401,7 +451,9 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
     # The strided sample's loc is within ~1e-4 of the spread of the full optimum (measured on
     # heavy-tailed layers); a later round re-centres on any move, so the first bracket is narrow.
     half = 4e-4 * spread
-    beta, s, ll, d2 = _beta_newton(x, loc, beta, w=w)
+    # The first loc search uses the strided sample's beta (within ~1e-4 of the full one): beta's
+    # Newton on every value then runs once per loc searched, not also at the strided start.
+    s = ll = d2 = None
     local = None  # the cost near loc, reused while the brackets stay inside its interval
     for _round in range(8):
         if beta[0] > 1.05:
@@ -420,10 +472,10 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
             new_loc = _loc_golden(x, beta, loc - half, loc + half,
                                   rel_tol=min(0.1, 5e-8 * spread / half), w=w, local=local)
             new_loc = _snap_to_data(x, beta, new_loc, w, local)
-            if new_loc[0] == loc[0]:  # beta is already Newton's at this loc
+            if new_loc[0] == loc[0] and ll is not None:  # beta is already Newton's at this loc
                 break
         new = _beta_newton(x, new_loc, beta, w=w)
-        gain = new[2][0] - ll[0]
+        gain = np.inf if ll is None else new[2][0] - ll[0]
         if gain < 0:
             break
         moved = float(abs(new_loc[0] - loc[0]))

@@ -57,6 +57,7 @@ class LocalCost:
             binom = np.cumprod(np.r_[1.0, (beta - k[:-1]) / (k[:-1] + 1.0)])  # C(beta, k)
             self.coef = binom * moments * (-1.0) ** k  # the series in d
         self.dcoef = np.polynomial.polynomial.polyder(self.coef)
+        self.coef_list = self.coef.tolist()
         if not (np.all(np.isfinite(self.coef)) and self.half > 0):
             self.lo, self.hi = np.inf, -np.inf  # no m inside: full passes
     def covers(self, lo: float, hi: float) -> bool:
@@ -75,18 +76,27 @@ class LocalCost:
             exact = float(np.sum(above ** b1) - np.sum(below ** b1))
         else:
             exact = dot(above ** b1, self.near_w[k:]) - dot(below ** b1, self.near_w[:k])
-        far = np.polynomial.polynomial.polyval(m - self.mid, self.dcoef)
+        far = _horner(self.dcoef.tolist(), m - self.mid)
         return exact - far / self.beta
+
+    def at(self, m: float) -> float:
+        """The cost at one loc ``m``."""
+        if not self.lo <= m <= self.hi:
+            full = np.abs(self.x - m) ** self.beta
+            return float(full.sum() if self.w is None else dot(full, self.w))
+        near = np.abs(self.near - m) ** self.beta
+        exact = near.sum() if self.near_w is None else dot(near, self.near_w)
+        return float(exact + _horner(self.coef_list, m - self.mid))
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """Costs at each of ``m`` (a length-1 array: the row's loc)."""
-        out = np.empty(m.size)
-        for j, mj in enumerate(np.asarray(m, dtype=float)):
-            if not self.lo <= mj <= self.hi:
-                full = np.abs(self.x - mj) ** self.beta
-                out[j] = full.sum() if self.w is None else dot(full, self.w)
-                continue
-            near = np.abs(self.near - mj) ** self.beta
-            exact = near.sum() if self.near_w is None else dot(near, self.near_w)
-            out[j] = exact + np.polynomial.polynomial.polyval(mj - self.mid, self.coef)
-        return out
+        return np.array([self.at(mj) for mj in np.asarray(m, dtype=float).ravel()])
+
+
+def _horner(coef: list[float], d: float) -> float:
+    """``np.polynomial.polynomial.polyval(d, coef)`` for one point, with the same operations
+    in the same order (so the same rounding), without its array overhead."""
+    out = coef[-1] + d * 0.0
+    for c in coef[-2::-1]:
+        out = c + out * d
+    return out
