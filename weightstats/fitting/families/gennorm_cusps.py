@@ -35,12 +35,18 @@ def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
     """sum |values - c|^beta (weighted by ``w``) for every candidate c, in blocks of candidates."""
     per_block = max(1, _BLOCK // max(values.size, 1))
     cost = np.empty(cand.size)
+    # one work block, filled in place: a fresh block-sized temporary costs page faults
+    work = np.empty((min(per_block, cand.size), values.size))
     for i in range(0, cand.size, per_block):
         c = cand[i:i + per_block, None]
+        block = work[:c.shape[0]]
+        np.subtract(values[None, :], c, out=block)
+        np.abs(block, out=block)
+        np.power(block, beta, out=block)
         if w is None:
-            cost[i:i + per_block] = (np.abs(values[None, :] - c) ** beta).sum(axis=1)
+            cost[i:i + per_block] = block.sum(axis=1)
         else:
-            cost[i:i + per_block] = np.einsum("ij,j->i", np.abs(values[None, :] - c) ** beta, w)
+            cost[i:i + per_block] = np.einsum("ij,j->i", block, w)
     return cost
 
 

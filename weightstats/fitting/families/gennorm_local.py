@@ -38,14 +38,19 @@ class LocalCost:
         # |r - d|^beta = |r|^beta (1 - d/r)^beta = |r|^beta sum_k C(beta, k) (-d/r)^k with r = x - mid
         # and d = m - mid, so moments M_k = sum w |r|^beta r^-k (one power pass) give every m.
         moments = np.zeros(_TERMS)
+        work = np.empty((2, _CHUNK))
         # An interval of ~1e-300 (a bracket around an atom) overflows r^-k: then every cost is
         # a full pass, as without this class.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for part, weight in ((x[:a], None if w is None else w[:a]),
                                  (x[b:], None if w is None else w[b:])):
                 for i in range(0, part.size, _CHUNK):
-                    r = part[i:i + _CHUNK] - self.mid
-                    p = np.abs(r) ** beta
+                    # in place: a fresh chunk-sized temporary costs page faults
+                    chunk = part[i:i + _CHUNK]
+                    r, p = work[0, :chunk.size], work[1, :chunk.size]
+                    np.subtract(chunk, self.mid, out=r)
+                    np.abs(r, out=p)
+                    np.power(p, beta, out=p)
                     if weight is not None:
                         p *= weight[i:i + _CHUNK]
                     inv = np.reciprocal(r, out=r)

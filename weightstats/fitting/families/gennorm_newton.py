@@ -46,20 +46,25 @@ def _joint_sums(row: np.ndarray, loc: float, beta: float,
     parts = ((row[:lo], -1.0, None if w is None else w[:lo]),
              (row[hi:], 1.0, None if w is None else w[hi:]))
     # The row is sorted, so the sign of r is known per part: no sign or abs passes.
+    # work arrays reused chunk after chunk: a fresh chunk-sized temporary costs page faults
+    work = np.empty((4, min(CHUNK, row.size)))
     for part, sign, weight in parts:
         for i in range(0, part.size, CHUNK):
-            a = part[i:i + CHUNK] - loc
+            chunk = part[i:i + CHUNK]
+            a, la, p, pl = (buf[:chunk.size] for buf in work)
+            np.subtract(chunk, loc, out=a)
             if sign < 0:
                 np.negative(a, out=a)
-            la = np.log(a)
-            p = np.exp(beta * la)
+            np.log(a, out=la)
+            np.multiply(la, beta, out=p)
+            np.exp(p, out=p)
             if weight is not None:  # weighting p weights every sum below
                 p *= weight[i:i + CHUNK]
-            pl = p * la
+            np.multiply(p, la, out=pl)
+            s0, s1, s2 = p.sum(), pl.sum(), _dot(pl, la)
             inv = np.reciprocal(a, out=a)
-            q = p * inv
-            total += (p.sum(), pl.sum(), _dot(pl, la), sign * q.sum(), sign * _dot(q, la),
-                      _dot(q, inv))
+            q = np.multiply(p, inv, out=p)
+            total += (s0, s1, s2, sign * q.sum(), sign * _dot(q, la), _dot(q, inv))
     return total
 
 
