@@ -129,7 +129,8 @@ class GenNorm(Family):
         mean = row.mean(axis=1) if w is None else np.array([weighted.moments(x_sorted, w)[0]])
         best, best_ll = None, float(fit.loglik[0])
         for beta0 in (1.5, 2.0):
-            alt = fit_gennorm_rows(row, mean, np.array([beta0]), rounds=50, w=w)
+            alt = fit_gennorm_rows(row, mean, np.array([beta0]), rounds=50, w=w,
+                                   local_costs=True)
             if alt[3][0] > best_ll:
                 best, best_ll = alt, float(alt[3][0])
         return fit if best is None else _batch_fit(n, *best)
@@ -148,7 +149,7 @@ class GenNorm(Family):
             found = polish_newton(x_sorted, loc, beta, _NEWTON_BETA, max_steps=50, w=w)
         if found is None:
             found = fit_gennorm_rows(x_sorted[np.newaxis, :], local.loc, local.shape, rounds=50,
-                                     w=w)
+                                     w=w, local_costs=True)
         if not found[3][0] > local.loglik[0]:
             return local
         return _batch_fit(n, *found)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import weighted
 from .base import dot
+from .gennorm_local import _power
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
 _NODES = 32  # Chebyshev nodes for the far values' smooth contribution
@@ -42,7 +43,7 @@ def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
         block = work[:c.shape[0]]
         np.subtract(values[None, :], c, out=block)
         np.abs(block, out=block)
-        np.power(block, beta, out=block)
+        _power(block, beta)
         if w is None:
             cost[i:i + per_block] = block.sum(axis=1)
         else:

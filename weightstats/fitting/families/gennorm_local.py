@@ -50,7 +50,7 @@ class LocalCost:
                     r, p = work[0, :chunk.size], work[1, :chunk.size]
                     np.subtract(chunk, self.mid, out=r)
                     np.abs(r, out=p)
-                    np.power(p, beta, out=p)
+                    _power(p, beta)
                     if weight is not None:
                         p *= weight[i:i + _CHUNK]
                     inv = np.reciprocal(r, out=r)
@@ -89,13 +89,23 @@ class LocalCost:
         if not self.lo <= m <= self.hi:
             full = np.abs(self.x - m) ** self.beta
             return float(full.sum() if self.w is None else dot(full, self.w))
-        near = np.abs(self.near - m) ** self.beta
+        near = _power(np.abs(self.near - m), self.beta)
         exact = near.sum() if self.near_w is None else dot(near, self.near_w)
         return float(exact + _horner(self.coef_list, m - self.mid))
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """Costs at each of ``m`` (a length-1 array: the row's loc)."""
         return np.array([self.at(mj) for mj in np.asarray(m, dtype=float).ravel()])
+
+
+def _power(a: np.ndarray, beta: float) -> np.ndarray:
+    """``a ** beta`` in place for a >= 0, as exp(beta log a): numpy's vectorized log and exp
+    take ~1.6 ns a value where ``**`` calls the scalar pow (~2.5-5 ns); the result is within a
+    few units of rounding (0 stays 0)."""
+    with np.errstate(divide="ignore"):
+        np.log(a, out=a)
+    np.multiply(a, beta, out=a)
+    return np.exp(a, out=a)
 
 
 def _horner(coef: list[float], d: float) -> float:
