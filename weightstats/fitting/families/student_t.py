@@ -1,5 +1,6 @@
-"""Student-t family: three-parameter maximum likelihood by a damped Newton method
-(``student_t_fit``), the CDF from ``scipy.special.stdtr``.
+"""Student-t family: three-parameter maximum likelihood by a damped Newton method (one row:
+``student_t_one``; a batch of rows, and a second try where one row stalls: ``student_t_fit``),
+the CDF from ``scipy.special.stdtr``.
 
 The expensive incomplete-beta CDF is never evaluated by the fit.
 """
@@ -24,8 +25,41 @@ from .student_t_fit import (  # noqa: F401  (re-exported: uniform_mix_fit and te
     fit_t_rows,
     newton_converged,
 )
+from .student_t_one import _Fallback, fit_t_one
 
 _SUBSAMPLE = 16384
+
+
+def _fit_one_row(x: np.ndarray, start: BatchFit | None, w: np.ndarray | None):
+    """``fit_t_one`` where ``x`` is one row it can take, else None (the batched ascent runs)."""
+    if x.shape[0] != 1:
+        return None
+    theta0 = None
+    if start is not None:
+        theta0 = (float(start.loc[0]), math.log(float(start.scale[0])), 1.0 / float(start.shape[0]))
+        if not all(map(math.isfinite, theta0)):
+            theta0 = None
+    try:
+        return fit_t_one(x[0], None if w is None else w[0], theta0)
+    except (_Fallback, np.linalg.LinAlgError):
+        return None
+
+
+def _fit_batched(x: np.ndarray, start: BatchFit | None, w: np.ndarray | None):
+    """``fit_t_rows`` on every row, from ``start`` or, for one long row, from the fit of its
+    strided quantiles; theta, loglik, at_bound, Hessian, gradient and converged per row."""
+    theta0 = None
+    if x.shape[0] == 1 and w is None and x.shape[1] > 2 * _SUBSAMPLE:
+        # Converge on exact quantiles first; the full data then needs a step or two.
+        theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
+    elif x.shape[0] == 1 and w is not None and w.sum() > 2 * _SUBSAMPLE:
+        # The expanded sample's start: the fit on its strided quantiles, counted.
+        sub_v, sub_c = weighted.strided_quantile_counts(x[0], w[0], _SUBSAMPLE)
+        theta0, *_ = fit_t_rows(sub_v[np.newaxis, :], w=sub_c[np.newaxis, :])
+    elif start is not None:
+        theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
+    theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0, w=w)
+    return theta, ll, at_bound, hess, grad, newton_converged(theta, ll, grad, hess)
 
 
 class StudentT(Family):
@@ -49,38 +83,33 @@ class StudentT(Family):
 
     def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
                      start: BatchFit | None = None) -> BatchFit:
-        """``fit_rows`` of the expanded sample with every sum weighted by the counts: the same
-        start (the fit on its strided quantiles, or its median, MAD and kurtosis), the same
-        Newton steps, convergence test, rescaled refit and observed information, each pass over
-        the distinct values only. The start matters beyond rounding: where the likelihood is flat
-        in df (near the Gaussian limit) the ascent's stopping rule leaves df within about 1e-4
-        of its maximum, at a point that depends on the path."""
+        """``fit_rows`` of the expanded sample with every sum weighted by the counts, each pass
+        over the distinct values only. Both ascents end on the maximum to within rounding (a
+        last Newton step in the quadratic regime), so the weighted fit need not retrace the
+        expanded sample's path to agree with it."""
         return self._fit(values[np.newaxis, :], start, counts[np.newaxis, :])
 
     def _fit(self, x: np.ndarray, start: BatchFit | None, w: np.ndarray | None) -> BatchFit:
         """Fit every row of ``x``; ``w``: per-value counts of one multiset row, or None."""
-        theta0 = None
-        try:
-            if x.shape[0] == 1 and w is None and x.shape[1] > 2 * _SUBSAMPLE:
-                # Converge on exact quantiles first; the full data then needs a step or two.
-                theta0, *_ = fit_t_rows(strided_quantiles(x, _SUBSAMPLE))
-            elif x.shape[0] == 1 and w is not None and w.sum() > 2 * _SUBSAMPLE:
-                # The same start as the expanded sample's: the fit on its strided quantiles,
-                # counted (they repeat the distinct values), so the Newton ascent that follows
-                # takes the same path and stops at the same point.
-                sub_v, sub_c = weighted.strided_quantile_counts(x[0], w[0], _SUBSAMPLE)
-                theta0, *_ = fit_t_rows(sub_v[np.newaxis, :], w=sub_c[np.newaxis, :])
-            elif start is not None:
-                theta0 = np.stack([start.loc, np.log(start.scale), 1.0 / start.shape], axis=1)
-            theta, ll, at_bound, hess, grad = fit_t_rows(x, theta0, w=w)
+        one = _fit_one_row(x, start, w)
+        if one is not None:
+            theta, ll, at_bound, hess, grad = one
             converged = newton_converged(theta, ll, grad, hess)
-        except np.linalg.LinAlgError:
-            # Curvatures beyond float range (a bulk squeezed to ~1e-188 of the unit by an outlier
-            # 1e200 times wider): every row goes to the rescaled refit below.
-            rows = x.shape[0]
-            theta, hess = np.full((rows, 3), np.nan), np.full((rows, 3, 3), np.nan)
-            ll, at_bound = np.full(rows, -np.inf), np.zeros(rows, bool)
-            converged = np.zeros(rows, bool)
+        if one is None or not converged[0]:
+            # The batched ascent fits every row of a batch, and gives a row the one-row ascent
+            # left short of a maximum (no maximum exists where an atom holds enough of the mass)
+            # a second try from its own start; the better likelihood wins.
+            try:
+                batched = _fit_batched(x, start, w)
+            except np.linalg.LinAlgError:
+                # Curvatures beyond float range (a bulk squeezed to ~1e-188 of the unit by an
+                # outlier 1e200 times wider): every row goes to the rescaled refit below.
+                rows = x.shape[0]
+                batched = (np.full((rows, 3), np.nan), np.full(rows, -np.inf),
+                           np.zeros(rows, bool), np.full((rows, 3, 3), np.nan), None,
+                           np.zeros(rows, bool))
+            if one is None or batched[1][0] > ll[0]:
+                theta, ll, at_bound, hess, _, converged = batched
         if not converged.all():
             # A stalled row gets a second, independent try in well-scaled units; the better
             # likelihood wins, so rows that converged are never touched.
