@@ -16,10 +16,11 @@ rank, each value's cost carries its count.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import weighted
-from .base import dot
 from .gennorm_local import _power
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
@@ -29,6 +30,17 @@ _BLOCK = 1 << 21  # values per block of candidates x data (16 MB of float64)
 _GROUP = 128  # candidates per block whose near values are summed exactly (``_near_costs``)
 _GROUP_REACH = 2.0
 _GROUP_NODES = 24
+
+
+@functools.cache
+def _chebyshev(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` Chebyshev nodes of the first kind on [-1, 1] and the matrix that maps values
+    there to the interpolant's Chebyshev coefficients (discrete orthogonality: coefficient j is
+    (2/k) sum_i f(t_i) T_j(t_i), halved for j = 0), i.e. ``chebfit(t, f, k - 1)`` as one product."""
+    t = np.cos(np.pi * (np.arange(k) + 0.5) / k)
+    fit = (2.0 / k) * np.polynomial.chebyshev.chebvander(t, k - 1).T
+    fit[0] *= 0.5
+    return t, fit
 
 
 def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
@@ -60,7 +72,7 @@ def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
     if cand.size <= 2 * _GROUP:
         return _exact_costs(values, cand, beta, w)
     cost = np.empty(cand.size)
-    t = np.cos(np.pi * (np.arange(_GROUP_NODES) + 0.5) / _GROUP_NODES)
+    t, fit = _chebyshev(_GROUP_NODES)
     for i in range(0, cand.size, _GROUP):
         block = cand[i:i + _GROUP]
         a, b = float(block[0]), float(block[-1])
@@ -76,7 +88,7 @@ def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
         rest_w = None if w is None else np.concatenate([w[:lo], w[hi:]])
         nodes = 0.5 * (a + b) + half * t
         at_nodes = _exact_costs(rest, nodes, beta, rest_w)
-        coef = np.polynomial.chebyshev.chebfit(t, at_nodes, _GROUP_NODES - 1)
+        coef = fit @ at_nodes
         cost[i:i + _GROUP] += np.polynomial.chebyshev.chebval((block - 0.5 * (a + b)) / half, coef)
     return cost
 
@@ -104,13 +116,9 @@ def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
     elif weight is None:
         weight = 1.0
     a, b = float(cand[0]), float(cand[-1])
-    t = np.cos(np.pi * (np.arange(_NODES) + 0.5) / _NODES)
+    t, fit = _chebyshev(_NODES)
     nodes = 0.5 * (a + b) + 0.5 * (b - a) * t
-    if w is None:
-        values = np.array([np.sum(np.abs(far - c) ** beta) for c in nodes])
-    else:
-        values = np.array([dot(np.abs(far - c) ** beta, w) for c in nodes])
-    coef = np.polynomial.chebyshev.chebfit(t, values, _NODES - 1)
+    coef = fit @ _exact_costs(far, nodes, beta, w)
     return weight * np.polynomial.chebyshev.chebval((2.0 * cand - (a + b)) / (b - a), coef)
 
 
