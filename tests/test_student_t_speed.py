@@ -2,10 +2,13 @@
 code with it: the score in extended precision (``np.longdouble``) and scipy's log-density.
 
 The one-row fitter (``student_t_one``: compressed start, one pass over the data, a last Newton
-step taken analytically) must return the maximum to within rounding, so that every path to it (a
-row alone or in a batch, counted or expanded, with or without a start) gives the same numbers.
-The certificate: the undamped Newton step from the fit, computed from the reference score and its
-finite-difference Jacobian, predicts a gain (the Newton decrement) below 1e-19 of |loglik|.
+step taken analytically) must return the maximum to within rounding, so that every path to it
+(counted or expanded, with or without a start) gives the same numbers. It fits every row longer
+than 32,768 values, every counted multiset of more values, and every row given a start (the KS
+subsample's refit); shorter rows without a start keep the batched ascent (the shipped null tables
+were simulated with it), which stops within ~1e-7 of the maximum. The certificate: the undamped
+Newton step from the fit, computed from the reference score and its finite-difference Jacobian,
+predicts a gain (the Newton decrement) below 1e-19 of |loglik|.
 """
 
 from __future__ import annotations
@@ -100,10 +103,23 @@ CASES = [(kind, n) for kind in DRAWS for n in (50, 3000, 100_000)] + [
     ("t2.5", 2_000_000), ("t6", 2_000_000), ("gauss", 2_000_000), ("channels", 1_000_000)]
 
 
+def nudged(fit, by: float = 0.01):
+    """A start near ``fit``: loc moved by ``by``, scale and df scaled by 1 + 4·by and 1 + 10·by."""
+    return type(fit)(fit.loc + by, fit.scale * (1 + 4 * by), fit.shape * (1 + 10 * by), fit.loglik,
+                     fit.at_bound, fit.log_shape_se, fit.converged)
+
+
+SHORT = 2 * 16384  # rows up to this length are fitted by the batched ascent unless given a start
+
+
 @pytest.mark.parametrize(("kind", "n"), CASES)
 def test_fit_is_the_maximum_to_rounding(kind, n):
     x = standardized(kind, n)
     fit = T.fit(x)
+    if n <= SHORT:
+        # As the KS subsample is refitted: from a nearby fit (a start that already meets the
+        # batched ascent's criterion would be kept as it is).
+        fit = T.fit_rows(x[np.newaxis, :], start=nudged(fit))
     assert fit.converged[0]
     dec, step = certificate(x, None, fit)
     assert abs(dec) <= DEC_REL, (dec, step)
@@ -152,19 +168,23 @@ def test_counted_and_expanded_meet_at_the_same_point(kind):
 
 @pytest.mark.parametrize("n", [5000, 40_000])
 def test_paths_agree_start_batch_and_alone(n):
-    """With or without a start, alone or in a batch of rows: the same maximum."""
+    """With or without a start, alone or in a batch of rows: the same maximum, to rounding where
+    both fits are the one-row ascent's and to the batched ascent's stopping point (~1e-7)
+    elsewhere; a short row alone is fitted exactly as within a batch."""
     rows = np.stack([standardized(kind, n) for kind in ("t4", "t6", "skew")])
     batch = T.fit_rows(rows)
     for r in range(rows.shape[0]):
         alone = T.fit_rows(rows[r:r + 1])
-        nudged = type(alone)(alone.loc * 0 + 0.05, alone.scale * 1.2, alone.shape * 1.5,
-                             alone.loglik, alone.at_bound, alone.log_shape_se, alone.converged)
-        started = T.fit_rows(rows[r:r + 1], start=nudged)
-        for other in (started, batch):
-            i = 0 if other is started else r
-            assert float(other.loc[i]) == pytest.approx(float(alone.loc[0]), abs=SAME_REL)
-            assert float(other.scale[i]) == pytest.approx(float(alone.scale[0]), rel=SAME_REL)
-            assert float(other.shape[i]) == pytest.approx(float(alone.shape[0]), rel=SAME_REL)
+        started = T.fit_rows(rows[r:r + 1], start=nudged(alone, 0.05))
+        assert abs(certificate(rows[r], None, started)[0]) <= DEC_REL
+        pairs = [(started, 0, 1e-6 if n <= SHORT else SAME_REL), (batch, r, 1e-6)]
+        if n <= SHORT:
+            assert float(batch.loglik[r]) == float(alone.loglik[0])
+            assert float(batch.shape[r]) == float(alone.shape[0])
+        for other, i, rel in pairs:
+            assert float(other.loc[i]) == pytest.approx(float(alone.loc[0]), abs=rel)
+            assert float(other.scale[i]) == pytest.approx(float(alone.scale[0]), rel=rel)
+            assert float(other.shape[i]) == pytest.approx(float(alone.shape[0]), rel=10 * rel)
 
 
 def test_same_input_same_numbers():

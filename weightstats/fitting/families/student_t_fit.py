@@ -215,10 +215,8 @@ def _evaluate(x: np.ndarray, theta: np.ndarray, want_derivs: bool = True,
     return ll, grad, hess
 
 
-def _newton_direction(grad: np.ndarray, hess: np.ndarray,
-                      fixed_df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ascent direction: Newton where -H is positive definite, else Levenberg-damped; and per row
-    whether it is the undamped Newton step."""
+def _newton_direction(grad: np.ndarray, hess: np.ndarray, fixed_df: np.ndarray) -> np.ndarray:
+    """Ascent direction: Newton where -H is positive definite, else Levenberg-damped."""
     neg_h = -hess.copy()
     g = grad.copy()
     # Rows whose df is pinned at a bound optimize loc and scale only.
@@ -234,7 +232,7 @@ def _newton_direction(grad: np.ndarray, hess: np.ndarray,
     scale = np.abs(np.diagonal(neg_h, axis1=1, axis2=2)).max(axis=1)
     shift = np.where(eig_min > 1e-10 * scale, 0.0, -eig_min + 1e-3 * scale + 1e-300)
     neg_h = neg_h + shift[:, None, None] * np.eye(3)
-    return np.linalg.solve(neg_h, g[..., None])[..., 0], (shift == 0.0) & ~broken
+    return np.linalg.solve(neg_h, g[..., None])[..., 0]
 
 
 def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int = 100,
@@ -251,22 +249,12 @@ def fit_t_rows(x: np.ndarray, theta0: np.ndarray | None = None, *, max_iter: int
             break
         at_cap = ((theta[rows, 2] <= _PHI_MIN) & (grad[rows, 2] < 0)) | (
             (theta[rows, 2] >= _PHI_MAX) & (grad[rows, 2] > 0))
-        step, newton = _newton_direction(grad[rows], hess[rows], at_cap)
+        step = _newton_direction(grad[rows], hess[rows], at_cap)
         # Newton decrement: the predicted gain of the next step. Below 1e-13 of |loglik| (far under
         # the 1e-9 relative accuracy promised) the current point is the optimum; skip another pass.
         free_grad = np.where(at_cap[:, None] & (np.arange(3) == 2), 0.0, grad[rows])
         decrement = 0.5 * row_dot(step, free_grad)
         converged = (decrement >= 0) & (decrement < 1e-13 * np.abs(ll[rows]))
-        # That last Newton step is taken without a pass of its own: in the quadratic regime it
-        # lands on the maximum to within rounding (parameters ~1e-13 off, where the stopping point
-        # could be ~1e-7 off), with log-likelihood ll + decrement to O(|step|³). The answer then
-        # no longer depends on the path, so one row fitted alone (``student_t_one``) or in a
-        # batch, counted or expanded, gives the same numbers.
-        polish = rows[converged & newton]
-        if polish.size:
-            done = theta[polish] + step[converged & newton]
-            done[:, 2] = np.clip(done[:, 2], _PHI_MIN, _PHI_MAX)
-            theta[polish], ll[polish] = done, ll[polish] + decrement[converged & newton]
         active[rows[converged]] = False
         rows, step, at_cap = rows[~converged], step[~converged], at_cap[~converged]
         if rows.size == 0:

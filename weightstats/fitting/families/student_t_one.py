@@ -217,16 +217,20 @@ def _direction(grad, hess, pinned: bool):
     return step, 0.5 * (step[0] * g[0] + step[1] * g[1] + step[2] * g[2]), newton
 
 
-def _ascend(sample: _Sample, theta, max_iter: int = 100):
+def _ascend(sample: _Sample, theta, max_iter: int = 100, keep: bool = False):
     """Damped Newton from ``theta`` until the decrement rule holds; returns theta, loglik and the
-    gradient and Hessian there."""
+    gradient and Hessian there. ``keep``: a start that already meets the batched ascent's
+    criterion is returned as it is (as ``fit_t_rows`` returns it), so that refitting a sample
+    from its own fit gives that fit back."""
     theta = (theta[0], theta[1], min(max(theta[2], _PHI_MIN), _PHI_MAX))
     ll, grad, hess = _evaluate_one(sample, theta)
     last = math.inf
-    for _ in range(max_iter):
+    for it in range(max_iter):
         phi = theta[2]
         pinned = (phi <= _PHI_MIN and grad[2] < 0) or (phi >= _PHI_MAX and grad[2] > 0)
         step, dec, newton = _direction(grad, hess, pinned)
+        if keep and it == 0 and 0 <= dec < _LOOSE * abs(ll):
+            break
         if newton and 0 <= dec <= _TIGHT * abs(ll):
             # In the quadratic regime the last Newton step needs no pass of its own: its point
             # is the maximum to within rounding, and the log-likelihood there is ll + dec to
@@ -356,13 +360,15 @@ def fit_t_one(x: np.ndarray, w: np.ndarray | None = None, theta0=None, *, compre
     the row needs the batched ascent."""
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])):
         raise _Fallback
+    started = theta0 is not None
     if theta0 is None and compress and x.size > _COMPRESS_FROM:
         packed = _compress(x, w)
         if packed is not None:
             theta0 = fit_t_one(*packed, compress=False)[0][0]
     if theta0 is None:
         theta0 = _start_one(x, w)
-    theta, ll, grad, hess = _ascend(_Sample(x, w), tuple(float(v) for v in theta0))
+    theta, ll, grad, hess = _ascend(_Sample(x, w), tuple(float(v) for v in theta0),
+                                    keep=started)
     at_bound = theta[2] <= _PHI_MIN * (1 + 1e-9) or theta[2] >= _PHI_MAX * (1 - 1e-9)
     return (np.array([theta]), np.array([ll]), np.array([at_bound]), np.array([hess]),
             np.array([grad]))
