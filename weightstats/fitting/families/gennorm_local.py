@@ -77,10 +77,11 @@ class LocalCost:
         k = int(np.searchsorted(self.near, m))
         b1 = self.beta - 1.0
         above, below = self.near[k:] - m, m - self.near[:k]
+        above, below = _power(above, b1), _power(below, b1)
         if self.near_w is None:
-            exact = float(np.sum(above ** b1) - np.sum(below ** b1))
+            exact = float(np.sum(above) - np.sum(below))
         else:
-            exact = dot(above ** b1, self.near_w[k:]) - dot(below ** b1, self.near_w[:k])
+            exact = dot(above, self.near_w[k:]) - dot(below, self.near_w[:k])
         far = _horner(self.dcoef.tolist(), m - self.mid)
         return exact - far / self.beta
 
