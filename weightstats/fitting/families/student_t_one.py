@@ -1,17 +1,20 @@
 """Student-t maximum likelihood for one sample (one row, optionally counted): the Newton ascent of
 ``student_t_fit`` with its per-iteration work cut to the passes over the data.
 
-One row is the common case (every tensor's fit, the counted multiset of a 16-bit tensor, the KS
-subsample's refit), and there the batched machinery's fixed costs dominated: each iteration
-solved its 3x3 systems through batched LAPACK calls and every pass allocated ~10 temporaries. Here
-the 3x3 algebra runs on Python floats, each pass writes into buffers allocated once per fit and
-uses five sums instead of six (the sums in q = z² follow from those in 1/A where df is moderate).
+One row is the common case (a long tensor's fit, the counted multiset of a 16-bit tensor, the KS
+subsample's refit from the tensor's fit), and there the batched machinery's fixed costs dominated:
+each iteration solved its 3x3 systems through batched LAPACK calls and every pass allocated ~10
+temporaries. Here the 3x3 algebra runs on Python floats, each pass writes into buffers allocated
+once per fit and uses five sums instead of six (the sums in q = z² follow from those in 1/A where
+df is moderate). ``StudentT`` sends short rows without a start to the batched ascent instead.
 
-The ascent stops on the Newton decrement (the predicted remaining gain) falling to ``_TIGHT`` of
-|loglik|, i.e. parameters within ~1e-9 of the maximum, so the answer does not depend on the path:
-the counted multiset and its expanded sample meet at the same point. A long row first fits a
-moment-matched compression of itself (``_compress``), accurate to ~1e-10, so the full data are
-usually read once, to certify the optimum and give the exact log-likelihood and Hessian.
+The ascent stops once the Newton decrement (the predicted remaining gain) is below ``_TIGHT`` of
+|loglik| (parameters within ~1e-9 of the maximum) and then takes that last Newton step without a
+pass of its own: in the quadratic regime it lands on the maximum to within rounding. So the answer
+does not depend on the path: the counted multiset and its expanded sample, a start or none, meet
+at the same point. A long row first fits a moment-matched compression of itself (``_compress``),
+accurate to ~1e-10, so the full data are usually read once, to certify the optimum and give the
+exact log-likelihood, gradient and Hessian.
 """
 
 from __future__ import annotations
