@@ -221,10 +221,10 @@ def _direction(grad, hess, pinned: bool):
 
 
 def _ascend(sample: _Sample, theta, max_iter: int = 100, keep: bool = False):
-    """Damped Newton from ``theta`` until the decrement rule holds; returns theta, loglik and the
-    gradient and Hessian there. ``keep``: a start that already meets the batched ascent's
-    criterion is returned as it is (as ``fit_t_rows`` returns it), so that refitting a sample
-    from its own fit gives that fit back."""
+    """Damped Newton from ``theta`` until the decrement rule holds; returns theta, loglik, the
+    gradient and Hessian there, and whether the decrement rule stopped it. ``keep``: a start that
+    already meets the batched ascent's criterion is returned as it is (as ``fit_t_rows`` returns
+    it), so that refitting a sample from its own fit gives that fit back."""
     theta = (theta[0], theta[1], min(max(theta[2], _PHI_MIN), _PHI_MAX))
     ll, grad, hess = _evaluate_one(sample, theta)
     last = math.inf
@@ -233,16 +233,16 @@ def _ascend(sample: _Sample, theta, max_iter: int = 100, keep: bool = False):
         pinned = (phi <= _PHI_MIN and grad[2] < 0) or (phi >= _PHI_MAX and grad[2] > 0)
         step, dec, newton = _direction(grad, hess, pinned)
         if keep and it == 0 and 0 <= dec < _LOOSE * abs(ll):
-            break
+            return theta, ll, grad, hess, True
         if newton and 0 <= dec <= _TIGHT * abs(ll):
             # In the quadratic regime the last Newton step needs no pass of its own: its point
             # is the maximum to within rounding, and the log-likelihood there is ll + dec to
             # O(|step|³). Both the counted multiset and its expanded sample land on it.
             theta = (theta[0] + step[0], theta[1] + step[1],
                      min(max(theta[2] + step[2], _PHI_MIN), _PHI_MAX))
-            return theta, ll + dec, grad, hess
+            return theta, ll + dec, grad, hess, True
         if dec >= 0 and (dec <= _TIGHT * abs(ll) or (dec <= _LOOSE * abs(ll) and dec > 0.1 * last)):
-            break
+            return theta, ll, grad, hess, True
         last = dec
         big = max(abs(step[1]) / 2.0, abs(step[2]) / 0.5)
         if big > 1.0:
@@ -261,7 +261,7 @@ def _ascend(sample: _Sample, theta, max_iter: int = 100, keep: bool = False):
         theta, ll, grad, hess = trial, ll_t, g_t, h_t
         if moved == 0.0:
             break
-    return theta, ll, grad, hess
+    return theta, ll, grad, hess, False
 
 
 def _quantile(x: np.ndarray, cum: np.ndarray | None, p: float) -> float:
@@ -363,15 +363,22 @@ def fit_t_one(x: np.ndarray, w: np.ndarray | None = None, theta0=None, *, compre
     the row needs the batched ascent."""
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])):
         raise _Fallback
-    started = theta0 is not None
+    started, max_iter = theta0 is not None, 100
     if theta0 is None and compress and x.size > _COMPRESS_FROM:
         packed = _compress(x, w)
-        if packed is not None:
-            theta0 = fit_t_one(*packed, compress=False)[0][0]
+        if packed is None:
+            raise _Fallback  # half the values on one atom: the batched ascent's safeguards
+        theta0, _, _, _, met = _ascend(_Sample(*packed), _start_one(*packed))
+        if not met:
+            # No maximum on the compression (an atom with enough mass: the likelihood grows as
+            # the scale shrinks onto it): the batched ascent, without passes spent here.
+            raise _Fallback
+        # From there the full data need a pass or two; more means something is off.
+        max_iter = 8
     if theta0 is None:
         theta0 = _start_one(x, w)
-    theta, ll, grad, hess = _ascend(_Sample(x, w), tuple(float(v) for v in theta0),
-                                    keep=started)
+    theta, ll, grad, hess, _ = _ascend(_Sample(x, w), tuple(float(v) for v in theta0),
+                                       max_iter=max_iter, keep=started)
     at_bound = theta[2] <= _PHI_MIN * (1 + 1e-9) or theta[2] >= _PHI_MAX * (1 - 1e-9)
     return (np.array([theta]), np.array([ll]), np.array([at_bound]), np.array([hess]),
             np.array([grad]))
