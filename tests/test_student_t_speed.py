@@ -210,3 +210,16 @@ def test_a_stalled_fit_is_no_worse_than_the_batched_ascent():
     fit = T.fit(x)
     assert not fit.converged[0]
     assert float(fit.loglik[0]) >= float(_fit_batched(x[np.newaxis, :], None, None)[1][0])
+
+
+@pytest.mark.parametrize("unit", [1e-200, 1e150])
+def test_long_rows_far_from_unit_scale(unit):
+    """A scale of 1e-200 squares to 0 in Python floats (the one-row fitter's 3x3 algebra): the row
+    goes to the batched ascent's rescaled refit, and the fit is the unit-scale fit, rescaled."""
+    x = standardized("t4", 60_000)
+    fit, far = T.fit(x), T.fit(unit * x)
+    assert far.converged[0]
+    assert float(far.scale[0]) == pytest.approx(unit * float(fit.scale[0]), rel=1e-6)
+    assert float(far.shape[0]) == pytest.approx(float(fit.shape[0]), rel=1e-5)
+    assert float(far.loglik[0]) == pytest.approx(float(fit.loglik[0]) - x.size * np.log(unit),
+                                                 rel=1e-9)

@@ -363,6 +363,15 @@ def fit_t_one(x: np.ndarray, w: np.ndarray | None = None, theta0=None, *, compre
     the row needs the batched ascent."""
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])):
         raise _Fallback
+    try:
+        return _fit(x, w, theta0, compress)
+    except ArithmeticError:
+        # Python floats raise where NumPy's would turn inf (a scale of 1e-200 squared): such a
+        # row needs the batched ascent's rescaled refit.
+        raise _Fallback from None
+
+
+def _fit(x: np.ndarray, w: np.ndarray | None, theta0, compress: bool):
     started, max_iter = theta0 is not None, 100
     if theta0 is None and compress and x.size > _COMPRESS_FROM:
         packed = _compress(x, w)
