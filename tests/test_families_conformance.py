@@ -154,6 +154,21 @@ def test_log_kernel_plus_constant_is_logpdf(name: str) -> None:
         np.testing.assert_allclose(out + constant, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_a_subclass_redefining_the_density_does_not_inherit_the_kernel() -> None:
+    # A plug-in family built on Normal with its own logpdf (here: an extra fixed shape and a
+    # tilted density) must get the generic kernel, not the Gaussian's in-place shortcut.
+    normal = type(get_family("normal"))
+
+    class Tilted(normal):
+        def logpdf(self, x, loc, scale, *shapes):
+            return super().logpdf(x, loc, scale) + 0.1 * (x - loc)
+
+    x = np.linspace(-3.0, 3.0, 13)
+    out = np.empty_like(x)
+    constant = Tilted().log_kernel(x, out, 0.2, 1.3, 3.0)
+    np.testing.assert_allclose(out + constant, Tilted().logpdf(x, 0.2, 1.3, 3.0), rtol=1e-13)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_frozen_matches_logpdf_and_cdf(name: str) -> None:
     fam = FAMILIES[name]

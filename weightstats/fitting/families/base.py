@@ -100,6 +100,13 @@ class Family(ABC):
     default: bool = True
     group: str = ""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that redefines the density but not its kernel must not inherit the parent's
+        # kernel shortcut (a "Gaussian with a fixed extra shape" would read the Gaussian's).
+        if "logpdf" in cls.__dict__ and "log_kernel" not in cls.__dict__:
+            cls.log_kernel = Family.log_kernel
+
     @property
     def shape_name(self) -> str | None:
         return self.shape_names[0] if self.shape_names else None
