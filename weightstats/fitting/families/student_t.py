@@ -157,6 +157,19 @@ class StudentT(Family):
         return (_c(shape) - np.log(scale)
                 - 0.5 * (shape + 1) * _log1p_q_over_nu(x - loc, scale, shape))
 
+    def log_kernel(self, x, out, loc, scale, shape):
+        np.subtract(x, loc, out=out)
+        with np.errstate(over="ignore"):
+            out *= 1.0 / scale
+            out *= out
+            out *= 1.0 / shape
+        np.log1p(out, out=out)
+        far = np.isinf(out)
+        if far.any():  # (x - loc)^2 overflowed: the exact far-tail form of log1p(q / nu)
+            out[far] = _log1p_q_over_nu(np.asarray(x)[far] - loc, scale, shape)
+        out *= -0.5 * (shape + 1)
+        return float(_c(shape) - np.log(scale))
+
     def cdf(self, x, loc, scale, shape):
         return special.stdtr(shape, (x - loc) / scale)
 
