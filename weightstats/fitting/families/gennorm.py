@@ -168,6 +168,14 @@ class GenNorm(Family):
         z = np.abs(x - loc) / scale
         return np.log(0.5 * shape) - special.gammaln(1.0 / shape) - np.log(scale) - z**shape
 
+    def log_kernel(self, x, out, loc, scale, shape):
+        np.subtract(x, loc, out=out)
+        np.abs(out, out=out)
+        out *= 1.0 / scale
+        np.power(out, shape, out=out)
+        np.negative(out, out=out)
+        return float(np.log(0.5 * shape) - special.gammaln(1.0 / shape) - np.log(scale))
+
     def cdf(self, x, loc, scale, shape):
         z = (x - loc) / scale
         c = 0.5 * np.sign(z)
