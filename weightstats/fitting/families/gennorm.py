@@ -172,7 +172,10 @@ class GenNorm(Family):
         np.subtract(x, loc, out=out)
         np.abs(out, out=out)
         out *= 1.0 / scale
-        np.power(out, shape, out=out)
+        with np.errstate(divide="ignore"):  # log 0 = -inf, and exp(-inf) = 0 = 0**beta
+            np.log(out, out=out)
+        out *= shape  # exp(beta log z) is 1.5x np.power's speed, within a few ulps
+        np.exp(out, out=out)
         np.negative(out, out=out)
         return float(np.log(0.5 * shape) - special.gammaln(1.0 / shape) - np.log(scale))
 
