@@ -138,3 +138,27 @@ def test_weighted_fit_takes_the_same_shortcuts():
     assert got.loglik[0] == pytest.approx(want.loglik[0], rel=1e-12)
     assert got.shape[0] == pytest.approx(want.shape[0], rel=1e-10)
     assert abs(got.loc[0] - want.loc[0]) <= 1e-10 * want.scale[0]
+
+
+@pytest.mark.parametrize("beta", [0.5, 0.95, 1.3])
+def test_local_cost_far_bands_keep_the_full_sum(beta):
+    """A bracket a millionth of the spread wide: the far values fall in every distance band of
+    ``LocalCost`` (fewer series terms the farther), and its costs and slopes stay the full sums'."""
+    from weightstats.fitting.families.gennorm_local import LocalCost
+
+    rng = np.random.default_rng(7)
+    # distances from the bracket log-uniform from 1 to 1e7 of its half-length, both sides
+    dist = 1e-6 * np.exp(rng.uniform(0.0, np.log(1e7), 300_000))
+    x = np.sort(0.01 + np.where(rng.random(dist.size) < 0.4, -dist, dist))
+    w = rng.integers(1, 5, x.size).astype(float)
+    lo, hi = 0.01 - 1e-6, 0.01 + 1e-6
+    for weights in (None, w):
+        local = LocalCost(x, beta, lo, hi, weights)
+        for m in (lo, 0.01 - 3e-7, 0.01, hi):
+            r = x - m
+            full = np.abs(r) ** beta
+            sign = np.sign(r) * np.abs(r) ** (beta - 1.0)
+            want = full.sum() if weights is None else float(np.sum(full * weights))
+            slope = sign.sum() if weights is None else float(np.sum(sign * weights))
+            assert local.at(m) == pytest.approx(want, rel=1e-14)
+            assert local.slope(m) == pytest.approx(slope, rel=1e-9, abs=1e-9 * want)

@@ -19,6 +19,9 @@ from .base import dot
 # series terms (each a multiply and a sum per far value) but more near values per evaluation.
 _REACH = 32.0
 _TERMS = 11  # binomial series terms: the ratio |m - mid| / |x - mid| is at most 1/33 for them
+# Farther values need fewer terms for the same truncation error 33^-11: those beyond
+# 33^(11/k) half-lengths from the middle (ratio at most 33^(-11/k)) take k terms.
+_BAND_TERMS = (8, 6, 5, 4, 3)
 _CHUNK = 1 << 14
 
 
@@ -40,26 +43,31 @@ class LocalCost:
         # |r - d|^beta = |r|^beta (1 - d/r)^beta = |r|^beta sum_k C(beta, k) (-d/r)^k with r = x - mid
         # and d = m - mid, so moments M_k = sum w |r|^beta r^-k (one power pass) give every m.
         moments = np.zeros(_TERMS)
-        work = np.empty((2, _CHUNK))
+        work = np.empty((3, _CHUNK))
         # An interval of ~1e-300 (a bracket around an atom) overflows r^-k: then every cost is
         # a full pass, as without this class.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for part, weight in ((x[:a], None if w is None else w[:a]),
-                                 (x[b:], None if w is None else w[b:])):
+            for start, stop, terms in _bands(x, self.mid, self.half, a, b):
+                weight = None if w is None else w[start:stop]
+                part = x[start:stop]
                 for i in range(0, part.size, _CHUNK):
                     # in place: a fresh chunk-sized temporary costs page faults
                     chunk = part[i:i + _CHUNK]
-                    r, p = work[0, :chunk.size], work[1, :chunk.size]
+                    r, p, inv2 = (buf[:chunk.size] for buf in work)
                     np.subtract(chunk, self.mid, out=r)
                     np.abs(r, out=p)
                     _power(p, beta)
                     if weight is not None:
                         p *= weight[i:i + _CHUNK]
                     inv = np.reciprocal(r, out=r)
-                    for k in range(_TERMS):
+                    np.multiply(inv, inv, out=inv2)
+                    # two moments per multiply: M_k = sum p r^-k, M_(k+1) = its dot with 1/r
+                    for k in range(0, terms, 2):
                         moments[k] += p.sum()
-                        if k + 1 < _TERMS:
-                            p *= inv
+                        if k + 1 < terms:
+                            moments[k + 1] += dot(p, inv)
+                        if k + 2 < terms:
+                            p *= inv2
             k = np.arange(_TERMS)
             binom = np.cumprod(np.r_[1.0, (beta - k[:-1]) / (k[:-1] + 1.0)])  # C(beta, k)
             self.coef = binom * moments * (-1.0) ** k  # the series in d
@@ -99,6 +107,24 @@ class LocalCost:
     def __call__(self, m: np.ndarray) -> np.ndarray:
         """Costs at each of ``m`` (a length-1 array: the row's loc)."""
         return np.array([self.at(mj) for mj in np.asarray(m, dtype=float).ravel()])
+
+
+def _bands(x: np.ndarray, mid: float, half: float, a: int, b: int):
+    """The far values ``x[:a]`` and ``x[b:]`` of a sorted row split into index ranges by their
+    distance from ``mid``: (start, stop, terms), the values of a range at least
+    ``(_REACH + 1) ** (_TERMS / terms)`` half-lengths away (``_TERMS`` terms for the nearest)."""
+    edges = [(_TERMS, _REACH + 1.0)] + [(k, (_REACH + 1.0) ** (_TERMS / k)) for k in _BAND_TERMS]
+    # each band's reach, farthest first: the values below mid - reach, and those above mid + reach
+    cuts_lo = [int(min(np.searchsorted(x, mid - d * half, "left"), a)) for _, d in edges]
+    cuts_hi = [int(max(np.searchsorted(x, mid + d * half, "right"), b)) for _, d in edges]
+    out = []
+    for j, (terms, _) in enumerate(edges):
+        # lower side: from the next band's cut (or 0) up to this band's cut
+        start = cuts_lo[j + 1] if j + 1 < len(edges) else 0
+        out.append((start, cuts_lo[j], terms))
+        stop = cuts_hi[j + 1] if j + 1 < len(edges) else x.size
+        out.append((cuts_hi[j], stop, terms))
+    return [band for band in out if band[1] > band[0]]
 
 
 def _power(a: np.ndarray, beta: float) -> np.ndarray:
