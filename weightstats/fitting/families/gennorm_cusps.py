@@ -188,14 +188,16 @@ def global_cusp_fit(x: np.ndarray, loc: float, beta: float, ll: float, beta_newt
                     max_rounds: int = 10, w: np.ndarray | None = None):
     """Alternate the best data value as loc and beta's Newton at that loc, from (loc, beta) with
     log-likelihood ``ll``; returns (loc, beta, s, ll, d2) as length-1 arrays, or None when nothing
-    better than ``ll`` is found (the local fit stands). ``w``: a count per (distinct) value."""
+    better than ``ll`` is found (the local fit stands). ``w``: a count per (distinct) value.
+    ``beta_newton``: ``gennorm_fit._beta_newton`` (told that the row is sorted)."""
     row = x[np.newaxis, :]
     best = None
     for _ in range(max_rounds):
         new_loc = best_data_loc(x, beta, loc, w)
         if new_loc == loc:  # beta is already Newton's at this loc: no gain past the bar below
             break
-        b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]), w=w)
+        b, s, new_ll, d2 = beta_newton(row, np.array([new_loc]), np.array([beta]), w=w,
+                                       sorted_row=True)
         if not new_ll[0] > ll * (1 + 1e-14 * np.sign(ll)) + 1e-12:
             break
         gain = float(new_ll[0]) - ll

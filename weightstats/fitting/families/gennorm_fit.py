@@ -62,16 +62,42 @@ def _beta_from_kurtosis(kurt: np.ndarray) -> np.ndarray:
 
 
 def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int = 60,
-                 w: np.ndarray | None = None):
+                 w: np.ndarray | None = None, sorted_row: bool = False):
     """Maximize the profile likelihood over beta for fixed loc (rows independent).
 
     Each iteration costs one ``exp`` pass over the rows still moving; a row stops as soon as its
     proposed Newton step in log(beta) is below 1e-10 (the remaining gain is ~n * 1e-20).
-    ``w``: a count per column (one row: the multiset ``np.repeat(x[0], w)``).
+    ``w``: a count per column (one row: the multiset ``np.repeat(x[0], w)``). ``sorted_row``:
+    ``x`` is one sorted row, so |x - loc| is one subtraction on each side of loc and the values
+    equal to loc are a range (the same numbers, three operations per value fewer).
     """
     n, cols = _size(x, w), x.shape[1]
+    split = sorted_row and x.shape[0] == 1
+    if split:
+        # values below, equal to and above loc: x[:lo], x[lo:hi], x[hi:]
+        lo = int(np.searchsorted(x[0], loc[0], "left"))
+        hi = int(np.searchsorted(x[0], loc[0], "right"))
+
+    def log_abs_sorted(i):
+        # fl(loc - x) is -fl(x - loc): |x - loc| exactly as the sign and abs passes make it
+        part = x[0, i:i + CHUNK]
+        lc = np.empty((1, part.size))
+        j = min(max(lo - i, 0), part.size)
+        np.subtract(loc[0], part[:j], out=lc[0, :j])
+        np.subtract(part[j:], loc[0], out=lc[0, j:])
+        with np.errstate(divide="ignore"):
+            np.log(lc, out=lc)
+        z0, z1 = min(max(lo - i, 0), part.size), min(max(hi - i, 0), part.size)
+        if z1 == z0:
+            return lc, None
+        lc[0, z0:z1] = 0.0
+        zc = np.zeros(lc.shape, dtype=bool)
+        zc[0, z0:z1] = True
+        return lc, zc
 
     def log_abs(rows, i):
+        if split:
+            return log_abs_sorted(i)
         # every row (always, for one row): a view, not a fancy-indexed copy
         part = x[:, i:i + CHUNK] if rows.size == x.shape[0] else x[rows, i:i + CHUNK]
         # in place: each fresh chunk-sized temporary costs page faults
@@ -85,11 +111,10 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
 
     # log|x - loc| is cached (9 bytes/value, per chunk) unless the row is huge; then it is
     # recomputed per chunk, trading one log pass per Newton step for a bounded memory footprint.
+    # The first pass (every row) fills the cache chunk by chunk, each chunk's sums taken while
+    # its logs are fresh in cache; a chunk without zeros keeps None for its mask.
     cache = x.size <= _CACHE_LOG_UP_TO
-    if cache:
-        every_row = np.arange(x.shape[0])
-        logs, zeros = zip(*(log_abs(every_row, i) for i in range(0, cols, CHUNK)), strict=True)
-        any_zero = any(bool(z.any()) for z in zeros)
+    logs, zeros = [None] * len(range(0, cols, CHUNK)), [None] * len(range(0, cols, CHUNK))
 
     buffers = {}  # two work arrays per chunk shape, reused by every pass
 
@@ -98,8 +123,11 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
         full = rows.size == x.shape[0]
         for k, i in enumerate(range(0, cols, CHUNK)):
             if cache:
+                if logs[k] is None:
+                    logs[k], zc = log_abs(rows, i)
+                    zeros[k] = zc if zc is not None and zc.any() else None
                 lr = logs[k] if full else logs[k][rows]
-                zr = (zeros[k] if full else zeros[k][rows]) if any_zero else None
+                zr = zeros[k] if full or zeros[k] is None else zeros[k][rows]
             else:
                 lr, zr = log_abs(rows, i)
             if lr.shape not in buffers:
@@ -496,7 +524,7 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
             new_loc = _snap_to_data(x, beta, new_loc, w, local)
             if new_loc[0] == loc[0] and ll is not None:  # beta is already Newton's at this loc
                 break
-        new = _beta_newton(x, new_loc, beta, w=w)
+        new = _beta_newton(x, new_loc, beta, w=w, sorted_row=True)
         gain = np.inf if ll is None else new[2][0] - ll[0]
         if gain < 0:
             break

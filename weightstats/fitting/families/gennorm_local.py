@@ -50,13 +50,21 @@ class LocalCost:
             for start, stop, terms in _bands(x, self.mid, self.half, a, b):
                 weight = None if w is None else w[start:stop]
                 part = x[start:stop]
+                # the row is sorted: a band lies on one side of mid, so |r| is one subtraction
+                # (fl(mid - x) = -fl(x - mid)), and below mid r^-k = (-1)^k |r|^-k
+                below = stop <= a
+                odd = -1.0 if below else 1.0
                 for i in range(0, part.size, _CHUNK):
                     # in place: a fresh chunk-sized temporary costs page faults
                     chunk = part[i:i + _CHUNK]
                     r, p, inv2 = (buf[:chunk.size] for buf in work)
-                    np.subtract(chunk, self.mid, out=r)
-                    np.abs(r, out=p)
-                    _power(p, beta)
+                    if below:
+                        np.subtract(self.mid, chunk, out=r)
+                    else:
+                        np.subtract(chunk, self.mid, out=r)
+                    np.log(r, out=p)  # p = |r|^beta as in ``_power``
+                    np.multiply(p, beta, out=p)
+                    np.exp(p, out=p)
                     if weight is not None:
                         p *= weight[i:i + _CHUNK]
                     inv = np.reciprocal(r, out=r)
@@ -65,7 +73,7 @@ class LocalCost:
                     for k in range(0, terms, 2):
                         moments[k] += p.sum()
                         if k + 1 < terms:
-                            moments[k + 1] += dot(p, inv)
+                            moments[k + 1] += odd * dot(p, inv)
                         if k + 2 < terms:
                             p *= inv2
             k = np.arange(_TERMS)
