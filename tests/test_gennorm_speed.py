@@ -162,3 +162,25 @@ def test_local_cost_far_bands_keep_the_full_sum(beta):
             slope = sign.sum() if weights is None else float(np.sum(sign * weights))
             assert local.at(m) == pytest.approx(want, rel=1e-14)
             assert local.slope(m) == pytest.approx(slope, rel=1e-9, abs=1e-9 * want)
+
+
+@pytest.mark.parametrize("at", ["between", "atom"])
+def test_beta_newton_on_a_sorted_row_is_the_general_path(at):
+    """Told that its row is sorted, beta's Newton takes |x - loc| by one subtraction per side
+    and the values equal to loc as a range: the same numbers as the general path, with loc on
+    an atom of tied values too (their log is 0 and their power 0)."""
+    from weightstats.fitting.families.gennorm_fit import _beta_newton
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_t(3, 200_000)
+    x[:20_000] = 0.25  # an atom
+    x = np.sort(x)
+    w = rng.integers(1, 6, x.size).astype(float)
+    loc = np.array([0.25 if at == "atom" else 0.2501])
+    for weights in (None, w):
+        for beta0 in (0.7, 1.6):
+            want = _beta_newton(x[np.newaxis, :], loc, np.array([beta0]), w=weights)
+            got = _beta_newton(x[np.newaxis, :], loc, np.array([beta0]), w=weights,
+                               sorted_row=True)
+            for a, b in zip(got, want, strict=True):
+                assert np.array_equal(a, b, equal_nan=True)
