@@ -86,7 +86,12 @@ class GenNorm(Family):
     def fit(self, x_sorted: np.ndarray) -> BatchFit:
         """Fit one sorted sample; below beta = 1 the loc is searched over the data values (see
         ``gennorm_cusps``: the local search can stop on a cusp that is not the highest)."""
-        return self._finish(x_sorted, self.fit_rows(x_sorted[np.newaxis, :]))
+        row = x_sorted[np.newaxis, :]
+        if row.shape[1] > 2 * _SUBSAMPLE:
+            local = _batch_fit(row.shape[1], *_fit_long_row(row, cusp_search=True))
+        else:
+            local = self.fit_rows(row)
+        return self._finish(x_sorted, local)
 
     def fit_weighted(self, values: np.ndarray, counts: np.ndarray, *,
                      start: BatchFit | None = None) -> BatchFit:
@@ -99,7 +104,7 @@ class GenNorm(Family):
         x = values[np.newaxis, :]
         n = weighted.total(w)
         if n > 2 * _SUBSAMPLE:
-            found = _fit_long_row(x, w)
+            found = _fit_long_row(x, w, cusp_search=True)
         else:
             found = fit_gennorm_rows(x, w=w, local_costs=True)
         return self._finish(values, _batch_fit(float(n), *found), w)

@@ -21,15 +21,17 @@ import functools
 import numpy as np
 
 from . import weighted
-from .gennorm_local import _power
+from .gennorm_local import LocalCost, _power
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
 _NODES = 32  # Chebyshev nodes for the far values' smooth contribution
-_FAR_SAMPLE = 32768  # far values beyond this are represented by evenly strided order statistics
 # values per block of candidates x data: 1 MB of float64, so a block's passes (subtract, abs,
 # log, multiply, exp, sum) stay in the core's L2 cache; each candidate's row sum is the same
 # whatever the block
 _BLOCK = 1 << 17
+# Beta's relative change after a move below which the data values are not ranked again: the
+# costs' ranking moves with beta only through differences of order (change) x (cost gap).
+_BETA_SETTLED = 1e-6
 _GROUP = 128  # candidates per block whose near values are summed exactly (``_near_costs``)
 _GROUP_REACH = 2.0
 _GROUP_NODES = 24
@@ -92,37 +94,54 @@ def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
         nodes = 0.5 * (a + b) + half * t
         at_nodes = _exact_costs(rest, nodes, beta, rest_w)
         coef = fit @ at_nodes
-        cost[i:i + _GROUP] += np.polynomial.chebyshev.chebval((block - 0.5 * (a + b)) / half, coef)
+        cost[i:i + _GROUP] += _clenshaw((block - 0.5 * (a + b)) / half, coef)
     return cost
 
 
 def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
-               w: np.ndarray | None = None, weight: float | None = None) -> np.ndarray:
-    """sum |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
+               w: np.ndarray | None = None) -> np.ndarray:
+    """sum w |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
     least half the window's width away: an analytic function of c there, so a Chebyshev
     interpolant on ``_NODES`` nodes is exact to rounding (the nearest singularity is 2
-    half-widths from the centre: error ~ 3.7^-32 relative). Many far values are represented by
-    evenly strided ones, weighted: the error is a smooth function of c, which can only make the
-    search miss an improvement (the winner's likelihood is computed exactly), never accept a
-    worse fit. ``w``: a count per far value, which then stand for ``np.repeat(far, w)``.
-    ``weight``: the far values are already strided, each standing for this many."""
-    size = far.size if w is None else weighted.total(w)
-    if weight is None and size > _FAR_SAMPLE:
-        step = size // _FAR_SAMPLE
-        if w is None:
-            weight = far.size / far[step // 2::step].size
-            far = far[step // 2::step]
-        else:
-            far = weighted.order_stat(far, weighted.positions(w), np.arange(step // 2, size, step))
-            weight = size / far.size
-        w = None
-    elif weight is None:
-        weight = 1.0
+    half-widths from the centre: error ~ 3.7^-32 relative)."""
     a, b = float(cand[0]), float(cand[-1])
     t, fit = _chebyshev(_NODES)
     nodes = 0.5 * (a + b) + 0.5 * (b - a) * t
     coef = fit @ _exact_costs(far, nodes, beta, w)
-    return weight * np.polynomial.chebyshev.chebval((2.0 * cand - (a + b)) / (b - a), coef)
+    return _clenshaw((2.0 * cand - (a + b)) / (b - a), coef)
+
+
+def _clenshaw(t: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``np.polynomial.chebyshev.chebval(t, coef)`` (the same recurrence) without its per-call
+    overhead, which dominated once per block of candidates."""
+    c0, c1 = coef[-2] + 0.0 * t, coef[-1] + 0.0 * t
+    t2 = 2.0 * t
+    for c in coef[-3::-1]:
+        c0, c1 = c - c1, c0 + c1 * t2
+    return c0 + c1 * t
+
+
+def _outer_costs(x: np.ndarray, cand: np.ndarray, beta: float, near_lo: int, near_hi: int,
+                 w: np.ndarray | None = None) -> np.ndarray:
+    """sum w |v - c|^beta over every value v outside ``x[near_lo:near_hi]`` (the candidates'
+    near window), for each candidate c, to rounding: the values within ``_REACH`` half-widths of
+    the candidates through ``_far_costs`` (exact costs at Chebyshev nodes), the farther ones
+    through ``LocalCost``'s binomial series about the window's middle (one power pass). Every
+    value counts exactly: a strided sample of them (a far term off by 1e-5 nats between
+    neighbouring candidates) made the chosen data value depend on the search's path."""
+    lo, hi = float(cand[0]), float(cand[-1])
+    series = LocalCost(x, beta, lo, hi, w)
+    if not series.covers(lo, hi):  # overflowing series (a window of ~1e-300): nodes on every value
+        a, b, outer = 0, x.size, np.zeros(cand.size)
+    else:
+        a, b = series.near_range
+        a, b = min(a, near_lo), max(b, near_hi)
+        outer = np.polynomial.polynomial.polyval(cand - series.mid, series.coef)
+    band = np.concatenate([x[a:near_lo], x[near_hi:b]])
+    if band.size:
+        band_w = None if w is None else np.concatenate([w[a:near_lo], w[near_hi:b]])
+        outer = outer + _far_costs(band, cand, beta, band_w)
+    return outer
 
 
 def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | None = None) -> float:
@@ -146,21 +165,8 @@ def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | Non
     near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
     cost = _near_costs(x[near_lo:near_hi], cand, beta)
     if near_lo > 0 or near_hi < n:
-        far, weight = _outside(x, near_lo, near_hi)
-        cost += _far_costs(far, cand, beta, weight=weight)
+        cost += _outer_costs(x, cand, beta, near_lo, near_hi)
     return float(cand[int(np.argmin(cost))])
-
-
-def _outside(x: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, float]:
-    """The values of ``np.concatenate([x[:lo], x[hi:]])`` that ``_far_costs`` reads (beyond
-    ``_FAR_SAMPLE`` of them, the evenly strided ones) and the weight each stands for, without
-    copying a long row."""
-    size = x.size - (hi - lo)
-    if size <= _FAR_SAMPLE:
-        return np.concatenate([x[:lo], x[hi:]]), 1.0
-    step = size // _FAR_SAMPLE
-    idx = np.arange(step // 2, size, step)
-    return x[np.where(idx < lo, idx, idx + (hi - lo))], size / idx.size
 
 
 def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float) -> float:
@@ -182,8 +188,7 @@ def _best_weighted_loc(x: np.ndarray, w: np.ndarray, beta: float, center: float)
     near_hi = int(np.searchsorted(x, cand[-1] + 0.5 * width, "right"))
     cost = _near_costs(x[near_lo:near_hi], cand, beta, w[near_lo:near_hi])
     if near_lo > 0 or near_hi < x.size:
-        cost += _far_costs(np.concatenate([x[:near_lo], x[near_hi:]]), cand, beta,
-                           np.concatenate([w[:near_lo], w[near_hi:]]))
+        cost += _outer_costs(x, cand, beta, near_lo, near_hi, w)
     return float(cand[int(np.argmin(cost))])
 
 
@@ -204,10 +209,13 @@ def global_cusp_fit(x: np.ndarray, loc: float, beta: float, ll: float, beta_newt
         if not new_ll[0] > ll * (1 + 1e-14 * np.sign(ll)) + 1e-12:
             break
         gain = float(new_ll[0]) - ll
+        moved = abs(float(b[0]) - beta)
         loc, beta, ll = new_loc, float(b[0]), float(new_ll[0])
         best = (np.array([loc]), b, s, new_ll, d2)
-        # Smooth in loc again (the local search was right), or a gain below the promised 1e-9
-        # relative accuracy: another round would cost a pass for nothing.
-        if beta >= 1.0 or gain <= 1e-9 * abs(ll):
+        # Smooth in loc again (the local search was right), a gain below the promised 1e-9
+        # relative accuracy, or beta nearly where the search ranked the data values (a start
+        # off the data, such as a strided optimum, gains a lot in one move): another round
+        # would cost a pass for nothing.
+        if beta >= 1.0 or gain <= 1e-9 * abs(ll) or moved <= _BETA_SETTLED * beta:
             break
     return best

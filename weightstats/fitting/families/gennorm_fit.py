@@ -265,10 +265,12 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
     return loc, beta, s, ll, d2
 
 
-def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
+def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None, cusp_search: bool = False):
     """Fit one long sorted row: locate the optimum on exact quantiles (an evenly strided
     subsample of the sorted values), then polish on every value. ``w``: a count per value (the
-    quantiles are those of the expanded multiset)."""
+    quantiles are those of the expanded multiset). ``cusp_search``: the caller searches the data
+    values near loc below beta = 1 (``gennorm_cusps.global_cusp_fit``), so there loc is left at
+    the strided optimum, with beta's Newton on every value."""
     if w is None:
         stride = strided_quantiles(x, _SUBSAMPLE)
     else:
@@ -287,6 +289,12 @@ def _fit_long_row(x: np.ndarray, w: np.ndarray | None = None):
     if start is None:
         start = fit_gennorm_rows(stride, local_costs=True)
     loc, beta = start[0], start[1]
+    if cusp_search and beta[0] < 1.0:
+        # The global search finds the best of the data values around loc, exactly; the
+        # bracketed rounds below would reach one of them at the cost of several passes.
+        found = _beta_newton(x, loc, beta, w=w, sorted_row=True)
+        if found[0][0] < 1.0:
+            return (loc, *found)
     if _NEWTON_BETA[0] < beta[0] < _NEWTON_BETA[1]:
         polished = polish_newton(x[0], float(loc[0]), float(beta[0]), _NEWTON_BETA, w=w)
         if polished is not None:

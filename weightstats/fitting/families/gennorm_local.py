@@ -39,6 +39,7 @@ class LocalCost:
         a = int(np.searchsorted(x, lo - reach, "left"))
         b = int(np.searchsorted(x, hi + reach, "right"))
         self.near = x[a:b]
+        self.near_range = (a, b)  # the near values' index range in ``x``
         self.near_w = None if w is None else w[a:b]
         # |r - d|^beta = |r|^beta (1 - d/r)^beta = |r|^beta sum_k C(beta, k) (-d/r)^k with r = x - mid
         # and d = m - mid, so moments M_k = sum w |r|^beta r^-k (one power pass) give every m.
