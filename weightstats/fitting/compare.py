@@ -78,7 +78,8 @@ def nested_pvalue(lr: float, boundary: bool) -> float:
     makes P(LR >= 0) = 1 (so LR = 0 gives p = 1, and p = ½·P(χ²₁ >= LR) only for LR > 0)."""
     if not lr > 0:
         return 1.0
-    return float(stats.chi2.sf(lr, 1)) * (0.5 if boundary else 1.0)
+    # special.chdtrc is what chi2.sf computes, without its ~50 µs of argument handling per call
+    return float(special.chdtrc(1, lr)) * (0.5 if boundary else 1.0)
 
 
 def nested_lr(total_small: float, total_big: float) -> float:

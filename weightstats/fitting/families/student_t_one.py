@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy import special
 
-from .base import CHUNK
+from .base import CHUNK, dot
 from .student_t_fit import _HALF_LOG_2PI, _PHI_MAX, _PHI_MIN, _SERIES_FROM, _series
 
 # Converged when the Newton decrement is below this fraction of |loglik| (parameter error ~1e-9
@@ -111,15 +111,15 @@ class _Sample:
         np.divide(1.0, a, out=a)  # a is now r = 1/A
         if wc is None:
             s_log, s1 = float(b.sum()), float(a.sum())
-            s2 = float(np.einsum("i,i->", a, a))
+            s2 = dot(a, a)
             z *= a
-            return s_log, s1, s2, float(z.sum()), float(np.einsum("i,i->", z, a)), s2
-        s_log = float(np.einsum("i,i->", b, wc))
+            return s_log, s1, s2, float(z.sum()), dot(z, a), s2
+        s_log = dot(b, wc)
         np.multiply(a, wc, out=b)  # b: r * w
-        s1, s2 = float(b.sum()), float(np.einsum("i,i->", b, a))
-        s_z1 = float(np.einsum("i,i->", z, b))
+        s1, s2 = float(b.sum()), dot(b, a)
+        s_z1 = dot(z, b)
         z *= a
-        return s_log, s1, s2, s_z1, float(np.einsum("i,i->", z, b)), s2
+        return s_log, s1, s2, s_z1, dot(z, b), s2
 
     @staticmethod
     def _near_gauss(z, q, b, wc, nu):
@@ -129,7 +129,7 @@ class _Sample:
             np.multiply(z, z, out=q)
         np.divide(q, nu, out=b)
         np.log1p(b, out=b)
-        s_log = float(b.sum()) if wc is None else float(np.einsum("i,i->", b, wc))
+        s_log = float(b.sum()) if wc is None else dot(b, wc)
         np.add(q, nu, out=b)
         np.divide(1.0, b, out=b)  # r
         if wc is not None:
@@ -137,13 +137,13 @@ class _Sample:
             r_only = np.divide(1.0, q + nu)
         else:
             r_only = b
-        s_q1 = float(np.einsum("i,i->", q, b))
+        s_q1 = dot(q, b)
         q *= r_only  # q / A
-        s_q2 = float(np.einsum("i,i->", q, b))
-        s_z1 = float(np.einsum("i,i->", z, b))
+        s_q2 = dot(q, b)
+        s_z1 = dot(z, b)
         z *= r_only
-        s_z2 = float(np.einsum("i,i->", z, b))
-        return s_log, s_q1, s_q2, s_z1, s_z2, float(np.einsum("i,i->", r_only, b))
+        s_z2 = dot(z, b)
+        return s_log, s_q1, s_q2, s_z1, s_z2, dot(r_only, b)
 
 
 def _evaluate_one(sample: _Sample, theta: tuple[float, float, float]):
@@ -282,10 +282,10 @@ def _start_one(x: np.ndarray, w: np.ndarray | None) -> tuple[float, float, float
     with np.errstate(over="ignore", invalid="ignore"):
         d2 *= d2
         if w is None:
-            m2, m4 = float(d2.mean()), float(np.einsum("i,i->", d2, d2)) / x.size
+            m2, m4 = float(d2.mean()), dot(d2, d2) / x.size
         else:
             n = float(cum[-1])
-            m2, m4 = float(np.einsum("i,i->", d2, w)) / n, float(np.einsum("i,i,i->", d2, d2, w)) / n
+            m2, m4 = dot(d2, w) / n, float(np.einsum("i,i,i->", d2, d2, w)) / n
         kurt = m4 / m2**2 - 3.0 if m2 > 0 else 0.0
     nu = min(max(4.0 + 6.0 / kurt, 1.0), 200.0) if kurt > 0.05 else 200.0
     scale = half_iqr / float(special.stdtrit(nu, 0.75))
