@@ -184,3 +184,110 @@ def test_beta_newton_on_a_sorted_row_is_the_general_path(at):
                                sorted_row=True)
             for a, b in zip(got, want, strict=True):
                 assert np.array_equal(a, b, equal_nan=True)
+
+
+def _exact_best(x: np.ndarray, beta: float, center: float) -> float:
+    """The best of the 2,048 values nearest ``center`` in rank, every cost summed over all of x."""
+    from weightstats.fitting.families.gennorm_cusps import _CANDIDATES, _exact_costs
+
+    k = int(np.searchsorted(x, center))
+    lo = max(0, min(k - _CANDIDATES // 2, x.size - _CANDIDATES))
+    cand = x[lo:lo + _CANDIDATES]
+    return float(cand[int(np.argmin(_exact_costs(x, cand, beta)))])
+
+
+def test_best_data_loc_ranks_the_candidates_exactly():
+    """Below beta = 1 the best data value among 2,048 candidates is decided by cost differences
+    of ~1e-5 nats: the far values' term used to come from strided order statistics, off by more
+    than that between neighbouring candidates, and picked a value 6.5e-4 nats short here."""
+    from weightstats.fitting.families.gennorm_cusps import best_data_loc
+
+    rng = np.random.default_rng(0)
+    x = np.sort(0.02 * stats.gennorm.rvs(0.8, size=120_000, random_state=rng))
+    center = float(np.median(x))
+    assert best_data_loc(x, 0.8, center) == _exact_best(x, 0.8, center)
+
+
+def test_weighted_best_data_loc_ranks_the_candidates_exactly():
+    """The counted search: the same exact best value as on the expanded sample (the strided
+    far term, order statistics of the expansion, missed it here)."""
+    from weightstats.fitting.families.gennorm_cusps import best_data_loc
+
+    rng = np.random.default_rng(4)
+    x = np.sort(np.round(0.02 * stats.gennorm.rvs(0.8, size=120_000, random_state=rng), 6))
+    values, counts = np.unique(x, return_counts=True)
+    center = float(np.median(x))
+    want = _exact_best(x, 0.8, center)
+    assert best_data_loc(x, 0.8, center) == want
+    assert best_data_loc(values, 0.8, center, counts.astype(np.float64)) == want
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_banded_smooth_costs_equal_the_exact_costs(weighted):
+    """``_smooth``: values 2 to 1e6 half-widths from a block of candidates, in distance bands
+    with fewer Chebyshev nodes the farther the band; the sums stay the exact ones."""
+    from weightstats.fitting.families.gennorm_cusps import _exact_costs, _smooth
+
+    rng = np.random.default_rng(4)
+    cand = np.sort(rng.uniform(-1.0, 1.0, 300))
+    dist = np.exp(rng.uniform(np.log(2.0), np.log(1e6), 20_000))
+    x = np.sort(np.concatenate([np.where(rng.random(dist.size) < 0.5, -dist, dist),
+                                rng.uniform(-1.9, 1.9, 500)]))
+    w = rng.integers(1, 5, x.size).astype(float) if weighted else None
+    lo, hi = np.searchsorted(x, [-2.0, 2.0])
+    for beta in (0.3, 0.9, 1.0):
+        want = _exact_costs(np.concatenate([x[:lo], x[hi:]]), cand, beta,
+                            None if w is None else np.concatenate([w[:lo], w[hi:]]))
+        got = _smooth(x, int(lo), int(hi), cand, beta, w, reach=2.0)
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_interpolation_on_a_node_returns_the_node_value():
+    from weightstats.fitting.families.gennorm_cusps import _chebyshev, _interpolate
+
+    nodes = _chebyshev(9)[0]
+    values = np.arange(9.0) ** 2
+    t = np.array([nodes[3], 0.1234, nodes[8]])
+    got = _interpolate(values, t)
+    assert got[0] == values[3] and got[2] == values[8]
+    assert np.isfinite(got[1])
+
+
+@pytest.mark.parametrize("n", [70_000, 400_000])
+def test_long_cusp_row_lands_on_the_exact_best_candidate(n):
+    """A long row below beta = 1 leaves loc at the strided optimum for the global search, which
+    must end on the best of the data values around the fitted loc (exact costs, fitted beta)."""
+    x = _sample("beta=0.8", n, seed=n)
+    fit = GenNorm().fit(x)
+    loc, beta = float(fit.loc[0]), float(fit.shape[0])
+    assert beta < 1.0
+    assert loc == _exact_best(x, beta, loc)
+    assert float(fit.loglik[0]) == pytest.approx(_loglik(x, loc, float(fit.scale[0]), beta),
+                                                 rel=1e-11)
+
+
+def test_trigamma_is_polygamma_to_the_bit():
+    """``log_beta_derivatives`` takes trigamma as zeta(2, .): the same numbers as polygamma."""
+    from scipy import special
+
+    from weightstats.fitting.families.gennorm_newton import log_beta_derivatives
+
+    beta = np.geomspace(BETA_MIN, BETA_MAX, 2_001)
+    assert np.array_equal(special.zeta(2, 1 / beta), special.polygamma(1, 1 / beta))
+    g, h = log_beta_derivatives(1000, beta, 3.0 + beta, 0.5 * beta, 2.0 + beta)
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(h))
+
+
+@pytest.mark.parametrize("beta", [1.08, 1.3])
+def test_illinois_with_local_slopes_finds_the_same_loc(beta):
+    """One row's Illinois search reads its slopes from ``LocalCost``: the same root as full
+    passes, to the search's tolerance."""
+    from weightstats.fitting.families.gennorm_loc import _update_loc
+
+    x = _sample(f"beta={beta}", 5_000, seed=9)[np.newaxis, :]
+    loc, b = np.array([float(np.median(x))]), np.array([beta])
+    half = np.array([0.1 * float(np.std(x))])
+    for w in (None, np.random.default_rng(1).integers(1, 4, x.shape[1]).astype(float)):
+        full = _update_loc(x, b, loc, half, 1e-12, w, local_costs=False)
+        local = _update_loc(x, b, loc, half, 1e-12, w, local_costs=True)
+        assert abs(local[0] - full[0]) <= 1e-9 * half[0]

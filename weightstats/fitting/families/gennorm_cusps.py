@@ -24,7 +24,6 @@ from . import weighted
 from .gennorm_local import LocalCost, _power
 
 _CANDIDATES = 2048  # data values nearest the current loc (in rank) tried as loc
-_NODES = 32  # Chebyshev nodes for the far values' smooth contribution
 # values per block of candidates x data: 1 MB of float64, so a block's passes (subtract, abs,
 # log, multiply, exp, sum) stay in the core's L2 cache; each candidate's row sum is the same
 # whatever the block
@@ -33,19 +32,29 @@ _BLOCK = 1 << 17
 # costs' ranking moves with beta only through differences of order (change) x (cost gap).
 _BETA_SETTLED = 1e-6
 _GROUP = 128  # candidates per block whose near values are summed exactly (``_near_costs``)
+_SUPER = 4 * _GROUP  # candidates per block whose farther near values share one interpolant
 _GROUP_REACH = 2.0
-_GROUP_NODES = 24
 
 
 @functools.cache
 def _chebyshev(k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` Chebyshev nodes of the first kind on [-1, 1] and the matrix that maps values
-    there to the interpolant's Chebyshev coefficients (discrete orthogonality: coefficient j is
-    (2/k) sum_i f(t_i) T_j(t_i), halved for j = 0), i.e. ``chebfit(t, f, k - 1)`` as one product."""
-    t = np.cos(np.pi * (np.arange(k) + 0.5) / k)
-    fit = (2.0 / k) * np.polynomial.chebyshev.chebvander(t, k - 1).T
-    fit[0] *= 0.5
-    return t, fit
+    """The ``k`` Chebyshev nodes of the first kind on [-1, 1] and their barycentric weights."""
+    theta = np.pi * (np.arange(k) + 0.5) / k
+    return np.cos(theta), (-1.0) ** np.arange(k) * np.sin(theta)
+
+
+def _interpolate(at_nodes: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The polynomial through ``at_nodes`` (values at the ``_chebyshev`` nodes) at the points
+    ``t`` in [-1, 1]: the barycentric formula, stable at Chebyshev nodes, as one (point x node)
+    matrix (a Chebyshev series' recurrence costs a few array operations per coefficient)."""
+    nodes, weights = _chebyshev(at_nodes.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = weights / (t[:, None] - nodes)
+        out = np.einsum("ij,j->i", q, at_nodes) / q.sum(axis=1)
+    on_node = ~np.isfinite(out)
+    if on_node.any():
+        out[on_node] = at_nodes[np.argmin(np.abs(t[on_node, None] - nodes), axis=1)]
+    return out
 
 
 def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
@@ -70,62 +79,95 @@ def _exact_costs(values: np.ndarray, cand: np.ndarray, beta: float,
 
 def _near_costs(values: np.ndarray, cand: np.ndarray, beta: float,
                 w: np.ndarray | None = None) -> np.ndarray:
-    """``_exact_costs`` for many sorted candidates amid sorted values, to rounding: for each block
-    of ``_GROUP`` candidates the values within ``_GROUP_REACH`` half-widths of the block are summed
-    exactly, the others through a Chebyshev interpolant on the block (``_GROUP_NODES`` nodes:
-    the nearest singularity 3 half-widths from the centre, error 5.8^-24 = 5e-19 relative)."""
+    """``_exact_costs`` for many sorted candidates amid sorted values, to rounding, on two levels:
+    for each block of ``_SUPER`` candidates the values beyond ``_GROUP_REACH`` half-widths of the
+    block go through a Chebyshev interpolant on the block (``_grouped`` with one group), and the
+    others through ``_grouped`` on groups of ``_GROUP`` candidates. Each value's interpolant is
+    then fitted on as few nodes' passes as its distance allows."""
     if cand.size <= 2 * _GROUP:
         return _exact_costs(values, cand, beta, w)
     cost = np.empty(cand.size)
-    t, fit = _chebyshev(_GROUP_NODES)
-    for i in range(0, cand.size, _GROUP):
-        block = cand[i:i + _GROUP]
-        a, b = float(block[0]), float(block[-1])
-        half = 0.5 * (b - a)
-        lo = int(np.searchsorted(values, a - _GROUP_REACH * half, "left"))
-        hi = int(np.searchsorted(values, b + _GROUP_REACH * half, "right"))
-        if not half > 0 or hi - lo > values.size // 2:  # ties, or too few values outside
-            cost[i:i + _GROUP] = _exact_costs(values, block, beta, w)
+    for i in range(0, cand.size, _SUPER):
+        block = cand[i:i + _SUPER]
+        split = _reach(values, block) if block.size > 2 * _GROUP else None
+        if split is None:
+            cost[i:i + _SUPER] = _grouped(values, block, beta, w, _GROUP)
             continue
-        cost[i:i + _GROUP] = _exact_costs(values[lo:hi], block, beta,
-                                          None if w is None else w[lo:hi])
-        rest = np.concatenate([values[:lo], values[hi:]])
-        rest_w = None if w is None else np.concatenate([w[:lo], w[hi:]])
-        nodes = 0.5 * (a + b) + half * t
-        at_nodes = _exact_costs(rest, nodes, beta, rest_w)
-        coef = fit @ at_nodes
-        cost[i:i + _GROUP] += _clenshaw((block - 0.5 * (a + b)) / half, coef)
+        lo, hi = split
+        inner = _grouped(values[lo:hi], block, beta, None if w is None else w[lo:hi], _GROUP)
+        cost[i:i + _SUPER] = inner + _smooth(values, lo, hi, block, beta, w)
     return cost
 
 
-def _far_costs(far: np.ndarray, cand: np.ndarray, beta: float,
-               w: np.ndarray | None = None) -> np.ndarray:
-    """sum w |far - c|^beta for candidates c in [cand[0], cand[-1]], where every far value is at
-    least half the window's width away: an analytic function of c there, so a Chebyshev
-    interpolant on ``_NODES`` nodes is exact to rounding (the nearest singularity is 2
-    half-widths from the centre: error ~ 3.7^-32 relative)."""
-    a, b = float(cand[0]), float(cand[-1])
-    t, fit = _chebyshev(_NODES)
-    nodes = 0.5 * (a + b) + 0.5 * (b - a) * t
-    coef = fit @ _exact_costs(far, nodes, beta, w)
-    return _clenshaw((2.0 * cand - (a + b)) / (b - a), coef)
+def _reach(values: np.ndarray, block: np.ndarray) -> tuple[int, int] | None:
+    """The index range of ``values`` within ``_GROUP_REACH`` half-widths of the sorted candidates
+    ``block``; None where the block has no width (ties) or too few values lie outside."""
+    a, b = float(block[0]), float(block[-1])
+    half = 0.5 * (b - a)
+    lo = int(np.searchsorted(values, a - _GROUP_REACH * half, "left"))
+    hi = int(np.searchsorted(values, b + _GROUP_REACH * half, "right"))
+    if not half > 0 or hi - lo > values.size // 2:
+        return None
+    return lo, hi
 
 
-def _clenshaw(t: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """``np.polynomial.chebyshev.chebval(t, coef)`` (the same recurrence) without its per-call
-    overhead, which dominated once per block of candidates."""
-    c0, c1 = coef[-2] + 0.0 * t, coef[-1] + 0.0 * t
-    t2 = 2.0 * t
-    for c in coef[-3::-1]:
-        c0, c1 = c - c1, c0 + c1 * t2
-    return c0 + c1 * t
+def _smooth(values: np.ndarray, lo: int, hi: int, block: np.ndarray, beta: float,
+            w: np.ndarray | None, reach: float = 1.0 + _GROUP_REACH) -> np.ndarray:
+    """sum w |v - c|^beta over the sorted values outside ``values[lo:hi]`` for each candidate c of
+    ``block``, every such value at least ``reach`` half-widths from the block's middle (``_reach``:
+    3): Chebyshev interpolants, one per band of distance [d, 2d) in half-widths, on as many
+    nodes as make it exact to rounding there (``_nodes``): the farther a value, the fewer the
+    passes over it."""
+    a, b = float(block[0]), float(block[-1])
+    mid, half = 0.5 * (a + b), 0.5 * (b - a)
+    t = (block - mid) / half
+    cost = np.zeros(block.size)
+    d = reach
+    while lo > 0 or hi < values.size:
+        # the last band (beyond 2^12 half-widths: a window of tied values) takes what is left
+        last = d > 4096.0 * reach
+        left = 0 if last else int(np.searchsorted(values[:lo], mid - 2.0 * d * half, "left"))
+        right = values.size if last else hi + int(np.searchsorted(values[hi:], mid + 2.0 * d * half,
+                                                                     "right"))
+        if left < lo or right > hi:
+            part = np.concatenate([values[left:lo], values[hi:right]])
+            part_w = None if w is None else np.concatenate([w[left:lo], w[hi:right]])
+            k = _nodes(d)
+            cost += _interpolate(_exact_costs(part, mid + half * _chebyshev(k)[0], beta, part_w), t)
+        lo, hi, d = left, right, 2.0 * d
+    return cost
+
+
+@functools.cache
+def _nodes(d: float) -> int:
+    """Chebyshev nodes that interpolate sum |v - c|^beta over values v at least ``d``
+    half-widths from the middle to 1e-17 relative: the error falls like rho^-k with rho =
+    d + sqrt(d^2 - 1), the ellipse through the nearest singularity (32 nodes at d = 2, 11 at 24)."""
+    return int(np.ceil(17.0 * np.log(10.0) / np.log(d + np.sqrt(d * d - 1.0))))
+
+
+def _grouped(values: np.ndarray, cand: np.ndarray, beta: float, w: np.ndarray | None,
+             group: int) -> np.ndarray:
+    """``_exact_costs`` by groups of ``group`` candidates: the values within ``_GROUP_REACH``
+    half-widths of a group summed exactly, the others through ``_smooth``."""
+    cost = np.empty(cand.size)
+    for i in range(0, cand.size, group):
+        block = cand[i:i + group]
+        split = _reach(values, block)
+        if split is None:
+            cost[i:i + group] = _exact_costs(values, block, beta, w)
+            continue
+        lo, hi = split
+        cost[i:i + group] = (_exact_costs(values[lo:hi], block, beta, None if w is None else w[lo:hi])
+                             + _smooth(values, lo, hi, block, beta, w))
+    return cost
 
 
 def _outer_costs(x: np.ndarray, cand: np.ndarray, beta: float, near_lo: int, near_hi: int,
                  w: np.ndarray | None = None) -> np.ndarray:
     """sum w |v - c|^beta over every value v outside ``x[near_lo:near_hi]`` (the candidates'
     near window), for each candidate c, to rounding: the values within ``_REACH`` half-widths of
-    the candidates through ``_far_costs`` (exact costs at Chebyshev nodes), the farther ones
+    the candidates through ``_smooth`` (exact costs at Chebyshev nodes), the farther ones
     through ``LocalCost``'s binomial series about the window's middle (one power pass). Every
     value counts exactly: a strided sample of them (a far term off by 1e-5 nats between
     neighbouring candidates) made the chosen data value depend on the search's path."""
@@ -137,10 +179,9 @@ def _outer_costs(x: np.ndarray, cand: np.ndarray, beta: float, near_lo: int, nea
         a, b = series.near_range
         a, b = min(a, near_lo), max(b, near_hi)
         outer = np.polynomial.polynomial.polyval(cand - series.mid, series.coef)
-    band = np.concatenate([x[a:near_lo], x[near_hi:b]])
-    if band.size:
-        band_w = None if w is None else np.concatenate([w[a:near_lo], w[near_hi:b]])
-        outer = outer + _far_costs(band, cand, beta, band_w)
+    if a < near_lo or near_hi < b:  # the values outside the near window are 2 half-widths away
+        outer = outer + _smooth(x[a:b], near_lo - a, near_hi - a, cand, beta,
+                                None if w is None else w[a:b], reach=2.0)
     return outer
 
 

@@ -201,13 +201,19 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
 
 def _update_loc(x, beta, loc, half_width, rel_tol, w=None, local_costs=False):
     """Best loc for the current beta; Illinois where the objective is smooth, golden otherwise.
-    ``local_costs`` (one row): golden's costs from the values near its bracket
-    (``gennorm_local.LocalCost``) instead of passes over the row."""
+    ``local_costs`` (one row): Illinois' slopes and golden's costs from the values near the
+    bracket (``gennorm_local.LocalCost``) instead of passes over the row."""
     new = np.empty_like(loc)
     smooth = beta > 1.05
     if smooth.any():
+        local = None
+        if local_costs and x.shape[0] == 1:
+            # the slopes near the bracket (and one widening of it on either side) from the
+            # values near it, as on a long row
+            local = LocalCost(x[0], float(beta[0]), float(loc[0] - 3.0 * half_width[0]),
+                              float(loc[0] + 3.0 * half_width[0]), w)
         new[smooth] = _loc_illinois(x[smooth], beta[smooth], loc[smooth] - half_width[smooth],
-                                    loc[smooth] + half_width[smooth], rel_tol, w=w)
+                                    loc[smooth] + half_width[smooth], rel_tol, w=w, local=local)
     if (~smooth).any():
         r = ~smooth
         lo, hi = loc[r] - half_width[r], loc[r] + half_width[r]
