@@ -251,8 +251,9 @@ def _fit_values(x, names: list[str], options: dict, *, grid: str, channel_axis: 
         return declined
     if atoms.pruned_c is not None:  # magnitude pruning: truncated fits of the survivors
         return fit_pruned(xs, names, atoms, base, options["bins"])
-    # xs is already our own sorted copy: standardized in place, one float64 copy is all we hold.
-    return _fit_continuous(xs.astype(np.float64, copy=False), None, flat, atoms, base,
+    # xs is already our own sorted copy: standardized in place (a float32 one into its one
+    # float64 copy), so one float64 copy is all we hold.
+    return _fit_continuous(xs, None, flat, atoms, base,
                            (arr, threshold), **_common(names, options))
 
 
@@ -273,9 +274,10 @@ def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray 
                     ks_sample: int, ks_replicates: int) -> TensorFit:
     """Every family fitted to the continuous values, with tests, comparisons and descriptives.
 
-    ``z``: sorted float64 values in data units, standardized here in place (the caller's own
-    copy); ``weights``: how often each occurs (the counted path, values distinct) or None (each
-    once, ``flat`` then holds them in storage order for the KS subsample). ``stored``: the tensor
+    ``z``: sorted values in data units, standardized here in place (the caller's own copy;
+    a narrower float type is widened to float64 in the first step); ``weights``: how often each
+    occurs (the counted path, values distinct) or None (each once, ``flat`` then holds them in
+    storage order for the KS subsample). ``stored``: the tensor
     as stored and its centre and threshold (or None), for the scale-heterogeneity test.
     """
     n = z.size if weights is None else int(weights.sum())
@@ -287,7 +289,10 @@ def _fit_continuous(z: np.ndarray, weights: np.ndarray | None, flat: np.ndarray 
     # Fit standardized values. Every family is location-scale, so fits map back exactly; results
     # are equivariant under x -> a*x + b and extreme magnitudes (1e-300, 1e200) cannot overflow.
     top = max(abs(lo_x), abs(hi_x))
-    z /= top
+    if z.dtype == np.float64:
+        z /= top
+    else:  # widened and scaled in one pass: the same numbers as astype(float64), then / top
+        z = np.divide(z, top, dtype=np.float64)
     # Median and interquartile range, not mean and std: outliers must not squeeze the bulk.
     center, spread = robust_center_spread(z, weights)
     z -= center
