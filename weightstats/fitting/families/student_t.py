@@ -28,6 +28,9 @@ from .student_t_fit import (  # noqa: F401  (re-exported: uniform_mix_fit and te
 from .student_t_one import _Fallback, fit_t_one
 
 _SUBSAMPLE = 16384
+# Up to this df the log-kernel takes log(df + q) - log(df) (a vectorized log) for log1p(q / df)
+# (a scalar loop, 2.3x dearer): the difference's rounding, times (df + 1) / 2, stays below 2e-13.
+_LOG_KERNEL_DF = 100.0
 
 
 def _fit_one_row(x: np.ndarray, start: BatchFit | None, w: np.ndarray | None):
@@ -159,16 +162,22 @@ class StudentT(Family):
 
     def log_kernel(self, x, out, loc, scale, shape):
         np.subtract(x, loc, out=out)
+        moderate = shape <= _LOG_KERNEL_DF
+        log_df = math.log(shape) if moderate else 0.0
         with np.errstate(over="ignore"):
             out *= 1.0 / scale
             out *= out
-            out *= 1.0 / shape
-        np.log1p(out, out=out)
+            if moderate:  # log(nu + q), the log1p below plus log(nu)
+                out += shape
+                np.log(out, out=out)
+            else:
+                out *= 1.0 / shape
+                np.log1p(out, out=out)
         far = np.isinf(out)
         if far.any():  # (x - loc)^2 overflowed: the exact far-tail form of log1p(q / nu)
-            out[far] = _log1p_q_over_nu(np.asarray(x)[far] - loc, scale, shape)
+            out[far] = _log1p_q_over_nu(np.asarray(x)[far] - loc, scale, shape) + log_df
         out *= -0.5 * (shape + 1)
-        return float(_c(shape) - np.log(scale))
+        return float(_c(shape) - np.log(scale) + 0.5 * (shape + 1) * log_df)
 
     def cdf(self, x, loc, scale, shape):
         return special.stdtr(shape, (x - loc) / scale)
