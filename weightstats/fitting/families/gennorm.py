@@ -134,9 +134,17 @@ class GenNorm(Family):
             return fit
         mean = row.mean(axis=1) if w is None else np.array([weighted.moments(x_sorted, w)[0]])
         best, best_ll = None, float(fit.loglik[0])
+        started = []  # beta after each restart's first step
         for beta0 in (1.5, 2.0):
+            # A restart's path is a function of (loc, beta) after its first step, beta's Newton
+            # at the mean: the profile likelihood in beta at a fixed loc has one maximum, so a
+            # second start that reaches the first one's beta would retrace its path.
+            first = _beta_newton(row, mean, np.array([beta0]), w=w)
+            if any(abs(first[0][0] - b) <= 1e-9 * b for b in started):
+                continue
+            started.append(float(first[0][0]))
             alt = fit_gennorm_rows(row, mean, np.array([beta0]), rounds=50, w=w,
-                                   local_costs=True)
+                                   local_costs=True, first=first)
             if alt[3][0] > best_ll:
                 best, best_ll = alt, float(alt[3][0])
         return fit if best is None else _batch_fit(n, *best)

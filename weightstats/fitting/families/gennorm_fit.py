@@ -214,11 +214,12 @@ def _size(x: np.ndarray, w: np.ndarray | None):
 
 def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
                      rel_tol: float = 1e-12, w: np.ndarray | None = None,
-                     local_costs: bool = False):
+                     local_costs: bool = False, first=None):
     """Coordinate ascent over (loc, beta); returns loc, beta, S, loglik, d2 (log-beta curvature).
 
     ``w`` (one row only): a count per value, the fit of ``np.repeat(x[0], w)`` with the same
-    start (median, moments) and path. ``local_costs``: see ``_update_loc``."""
+    start (median, moments) and path. ``local_costs``: see ``_update_loc``. ``first``: the
+    caller's ``_beta_newton(x, loc0, beta0, w=w)``, the first step."""
     if w is None:
         loc = row_median(x) if loc0 is None else loc0.copy()
     else:
@@ -233,7 +234,7 @@ def fit_gennorm_rows(x: np.ndarray, loc0=None, beta0=None, *, rounds: int = 6,
     elif beta0 is None:
         _, m2w, m4w = weighted.moments(x[0], w)
         beta0 = _beta_from_kurtosis(np.array([m4w / m2w**2 - 3.0]))
-    beta, s, ll, d2 = _beta_newton(x, loc, beta0, w=w)
+    beta, s, ll, d2 = _beta_newton(x, loc, beta0, w=w) if first is None else first
     if w is None:
         spread = np.median(np.abs(x - loc[:, None]), axis=1) + 1e-300
     else:

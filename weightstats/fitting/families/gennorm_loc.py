@@ -163,6 +163,9 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
         return (np.sign(r) * np.abs(r) ** b1_all[rows, None]).sum(axis=1)  # decreasing in m
 
     every = np.arange(x.shape[0])
+    if x.shape[0] == 1:
+        return np.array([_loc_illinois_row(lambda m: float(deriv(every, np.array([m]))[0]),
+                                           float(lo[0]), float(hi[0]), rel_tol, max_iter)])
     lo, hi = lo.copy(), hi.copy()
     f_lo, f_hi = deriv(every, lo), deriv(every, hi)
     for _ in range(60):  # widen until the root is bracketed
@@ -196,6 +199,47 @@ def _loc_illinois(x: np.ndarray, beta: np.ndarray, lo: np.ndarray, hi: np.ndarra
         side[rows] = np.where(right, 1, -1)
         done = (fc == 0) | (step <= rel_tol * width0[rows]) | (hi[rows] - lo[rows] <= rel_tol * width0[rows])
         rows = rows[~done]
+    return c
+
+
+def _loc_illinois_row(deriv, lo: float, hi: float, rel_tol: float, max_iter: int) -> float:
+    """``_loc_illinois`` for one row in Python floats (``deriv``: the slope at one loc): the same
+    operations in the same order, so the same numbers, without the array overhead that
+    dominates one row's iterations."""
+    f_lo, f_hi = deriv(lo), deriv(hi)
+    for _ in range(60):  # widen until the root is bracketed
+        bad_lo, bad_hi = f_lo < 0, f_hi > 0
+        if not (bad_lo or bad_hi):
+            break
+        span = hi - lo
+        if bad_lo:
+            lo -= span
+        if bad_hi:
+            hi += span
+        if bad_lo:
+            f_lo = deriv(lo)
+        if bad_hi:
+            f_hi = deriv(hi)
+    width0 = hi - lo
+    side = 0
+    c = 0.5 * (lo + hi)
+    for _ in range(max_iter):
+        fl, fh, a, b = f_lo, f_hi, lo, hi
+        denom = fl - fh
+        cr = a + fl * (b - a) / denom if denom > 0 else 0.5 * (a + b)
+        cr = min(max(cr, a), b)
+        fc = deriv(cr)
+        step = abs(cr - c)
+        c = cr
+        if fc > 0:  # root lies above c; Illinois: halve the stale end point's value when the
+            # same side moves twice
+            lo, f_lo, f_hi = cr, fc, (0.5 * fh if side == 1 else fh)
+            side = 1
+        else:
+            f_lo, hi, f_hi = (0.5 * fl if side == -1 else fl), cr, fc
+            side = -1
+        if fc == 0 or step <= rel_tol * width0 or hi - lo <= rel_tol * width0:
+            break
     return c
 
 
