@@ -291,3 +291,35 @@ def test_illinois_with_local_slopes_finds_the_same_loc(beta):
         full = _update_loc(x, b, loc, half, 1e-12, w, local_costs=False)
         local = _update_loc(x, b, loc, half, 1e-12, w, local_costs=True)
         assert abs(local[0] - full[0]) <= 1e-9 * half[0]
+
+
+def test_kept_log_array_gives_the_numbers_of_fresh_ones(monkeypatch):
+    """One row's logs live in an array kept per thread between calls: a call after another on a
+    longer row, an atom at loc, or another thread's calls gives the numbers of fresh arrays."""
+    import threading
+
+    from weightstats.fitting.families import gennorm_fit
+    from weightstats.fitting.families.gennorm_fit import _beta_newton
+
+    rng = np.random.default_rng(3)
+    rows = [np.sort(rng.standard_t(4, n)) for n in (300_000, 70_001, 5_000)]
+    rows[1][30_000:31_000] = rows[1][30_000]  # an atom, taken as loc below
+    cases = [(r[np.newaxis, :], np.array([r[min(30_500, r.size // 2)]]), np.array([b]))
+             for r in rows for b in (0.8, 1.4)]
+
+    def run():
+        return [_beta_newton(x, loc, b, sorted_row=sorted_row)
+                for x, loc, b in cases for sorted_row in (False, True)]
+
+    kept = run() + run()
+    others = []
+    thread = threading.Thread(target=lambda: others.extend(run()))
+    thread.start()
+    mine = run()
+    thread.join()
+    monkeypatch.setattr(gennorm_fit, "_log_store", lambda size: None)
+    fresh = run()
+    for got in (kept[:len(fresh)], kept[len(fresh):], others, mine):
+        for a, b in zip(got, fresh, strict=True):
+            for u, v in zip(a, b, strict=True):
+                assert np.array_equal(u, v, equal_nan=True)
