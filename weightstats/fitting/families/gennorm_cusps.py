@@ -190,7 +190,9 @@ def best_data_loc(x: np.ndarray, beta: float, center: float, w: np.ndarray | Non
     sorted sample ``x`` nearest ``center`` in rank (all of them in smaller samples).
 
     The values within a window's width of the candidates are summed exactly for each candidate
-    (the cusps); the others only add a smooth function of c, interpolated from a few passes.
+    (the cusps, ``_near_costs``); the others only add a smooth function of c, from exact costs
+    at interpolation nodes and one series pass (``_outer_costs``). Every value counts: the
+    costs are the full sums to ~1e-15, so the choice does not depend on the search's path.
     ``w``: a count per (distinct) value."""
     if w is not None:
         return _best_weighted_loc(x, w, beta, center)
