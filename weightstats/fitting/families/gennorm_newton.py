@@ -54,9 +54,11 @@ def _joint_sums(row: np.ndarray, loc: float, beta: float,
         for i in range(0, part.size, CHUNK):
             chunk = part[i:i + CHUNK]
             a, la, p, pl = (buf[:chunk.size] for buf in work)
-            np.subtract(chunk, loc, out=a)
+            # |r| in one subtraction per side: fl(loc - x) is -fl(x - loc)
             if sign < 0:
-                np.negative(a, out=a)
+                np.subtract(loc, chunk, out=a)
+            else:
+                np.subtract(chunk, loc, out=a)
             np.log(a, out=la)
             np.multiply(la, beta, out=p)
             np.exp(p, out=p)
