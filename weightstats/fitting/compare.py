@@ -119,16 +119,17 @@ def llr_moments(x: np.ndarray, logpdfs: dict, pairs: list[tuple[str, str]],
         values = buffer[:, :chunk.size]
         for j, name in enumerate(names):
             constants[j] = logpdfs[name](chunk, values[j])
-        values[1:] -= values[0]
-        values[0] = 0.0
-        mean_c = values.mean(axis=1) if w is None else np.einsum("ij,j->i", values, w) / k
-        values -= mean_c[:, None]
+        diffs = values[1:]  # to the first family, whose own row would be zeros
+        diffs -= values[0]
+        mean_c = np.zeros(len(names))
+        mean_c[1:] = diffs.mean(axis=1) if w is None else np.einsum("ij,j->i", diffs, w) / k
+        diffs -= mean_c[1:, None]
         mean_c += constants - constants[0]
-        weighted = values if w is None else values * w
+        weighted = diffs if w is None else diffs * w
         gram_c = np.zeros((len(names), len(names)))  # row and column 0 stay zero
         for a in range(1, len(names)):
             for b in range(a, len(names)):
-                gram_c[a, b] = gram_c[b, a] = dot(weighted[a], values[b])
+                gram_c[a, b] = gram_c[b, a] = dot(weighted[a - 1], diffs[b - 1])
         delta = mean_c - mean
         total = n_seen + k
         mean += delta * (k / total)
