@@ -44,6 +44,7 @@ class LocalCost:
         self.near = x[a:b]
         self.near_range = (a, b)  # the near values' index range in ``x``
         self.near_w = None if w is None else w[a:b]
+        self._work = None  # ``at``'s |x - m| for the near values, allocated on first use
         # |r - d|^beta = |r|^beta (1 - d/r)^beta = |r|^beta sum_k C(beta, k) (-d/r)^k with r = x - mid
         # and d = m - mid, so moments M_k = sum w |r|^beta r^-k (one power pass) give every m.
         moments = np.zeros(_TERMS)
@@ -98,10 +99,13 @@ class LocalCost:
         cost's derivative in m is -beta times this). None outside [lo, hi]."""
         if not self.lo <= m <= self.hi:
             return None
-        k = int(np.searchsorted(self.near, m))
+        near = self.near
+        k = int(near.searchsorted(m))
         b1 = self.beta - 1.0
-        above, below = self.near[k:] - m, m - self.near[:k]
-        above, below = _power(above, b1), _power(below, b1)
+        above, below = near[k:] - m, m - near[:k]
+        # only the values equal to m (from index k on) have a log of zero
+        above = _power(above, b1) if k < near.size and near[k] == m else _power_positive(above, b1)
+        below = _power_positive(below, b1)
         if self.near_w is None:
             exact = float(np.sum(above) - np.sum(below))
         else:
@@ -114,8 +118,18 @@ class LocalCost:
         if not self.lo <= m <= self.hi:
             full = np.abs(self.x - m) ** self.beta
             return float(full.sum() if self.w is None else dot(full, self.w))
-        near = _power(np.abs(self.near - m), self.beta)
-        exact = near.sum() if self.near_w is None else dot(near, self.near_w)
+        near = self.near
+        # |x - m| of the sorted near values as one subtraction on either side of m (fl(m - x) is
+        # -fl(x - m): the same numbers as the abs of the difference), into a kept work array
+        k = int(near.searchsorted(m))
+        if self._work is None:
+            self._work = np.empty(near.size)
+        r = self._work
+        np.subtract(m, near[:k], out=r[:k])
+        np.subtract(near[k:], m, out=r[k:])
+        # only the values equal to m (from index k on) have a log of zero
+        r = _power(r, self.beta) if k < near.size and near[k] == m else _power_positive(r, self.beta)
+        exact = r.sum() if self.near_w is None else dot(r, self.near_w)
         return float(exact + _horner(self.coef_list, m - self.mid))
 
     def __call__(self, m: np.ndarray) -> np.ndarray:
@@ -148,6 +162,14 @@ def _power(a: np.ndarray, beta: float) -> np.ndarray:
     few units of rounding (0 stays 0)."""
     with np.errstate(divide="ignore"):
         np.log(a, out=a)
+    np.multiply(a, beta, out=a)
+    return np.exp(a, out=a)
+
+
+def _power_positive(a: np.ndarray, beta: float) -> np.ndarray:
+    """``_power`` for a > 0 (no log of zero to silence): the same numbers, without the cost of
+    entering an error-state context, which showed in evaluations of a few thousand values."""
+    np.log(a, out=a)
     np.multiply(a, beta, out=a)
     return np.exp(a, out=a)
 
