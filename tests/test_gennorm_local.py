@@ -157,3 +157,22 @@ def test_one_row_stops_after_a_round_that_gains_nothing(monkeypatch):
     assert sum(n for _, n in with_stop) < sum(n for _, n in without)
     for (fit, _), (ref, _) in zip(with_stop, without, strict=True):
         assert fit[3][0] >= ref[3][0] - 1e-13 * abs(ref[3][0])
+
+
+@pytest.mark.parametrize("beta0", [0.6, 1.0, 1.7])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_row_beta_newton_with_scalar_derivatives_is_the_batch_one(beta0, weighted):
+    """One row's beta Newton takes its log-beta derivatives on numpy scalars: the same beta,
+    likelihood and curvature as the batch path (length-1 arrays) to rounding."""
+    rng = np.random.default_rng(11)
+    row = np.sort(stats.gennorm.rvs(beta0, size=3000, random_state=rng))
+    w = rng.integers(1, 6, row.size).astype(float) if weighted else None
+    loc, start = np.array([float(np.median(row))]), np.array([1.4])
+    one = gm._beta_newton(row[None, :], loc, start, w=w)
+    if w is None:
+        two = gm._beta_newton(np.stack([row, row]), np.repeat(loc, 2), np.repeat(start, 2))
+    else:  # the batch path is unweighted: compare with the expanded row's
+        big = np.repeat(row, w.astype(int))
+        two = gm._beta_newton(np.stack([big, big]), np.repeat(loc, 2), np.repeat(start, 2))
+    for got, want, rel in zip(one, two, (1e-9, 1e-12, 1e-13, 1e-7), strict=True):
+        assert got[0] == pytest.approx(want[0], rel=rel)

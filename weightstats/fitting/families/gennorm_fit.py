@@ -178,7 +178,14 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     rows = every
     for _ in range(max_iter):
         b = beta[rows]
-        g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
+        if x.shape[0] == 1:
+            # one row: numpy scalars instead of length-1 arrays (a fifth of the cost, which
+            # showed on short rows; the powers go through the scalar pow, so the last bit of a
+            # derivative can differ from a batch's)
+            g, h = log_beta_derivatives(n, b[0], s[0], s1[0], s2[0])
+            g, h = np.array([g]), np.array([h])
+        else:
+            g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
         d2[rows] = h
         step = np.where(h < 0, -g / np.where(h < 0, h, 1.0), np.sign(g) * 0.5)
         step = np.clip(step, -1.0, 1.0)
