@@ -176,3 +176,27 @@ def test_one_row_beta_newton_with_scalar_derivatives_is_the_batch_one(beta0, wei
         two = gm._beta_newton(np.stack([big, big]), np.repeat(loc, 2), np.repeat(start, 2))
     for got, want, rel in zip(one, two, (1e-9, 1e-12, 1e-13, 1e-7), strict=True):
         assert got[0] == pytest.approx(want[0], rel=rel)
+
+
+@pytest.mark.parametrize("case", ["bound", "taylor", "halving"])
+def test_one_row_newton_loop_is_the_batch_loop(case):
+    """One row's Newton iterations (``_newton_one_row``, decided on scalars): at the upper
+    bound of beta, from the optimum (the Taylor step) and from far off (step halvings), the
+    numbers of the batch loop on the same row to rounding."""
+    rng = np.random.default_rng(5)
+    if case == "bound":  # a near-uniform row: beta runs to BETA_MAX
+        row = np.sort(rng.uniform(-1.0, 1.0, 2000))
+    else:
+        row = np.sort(stats.gennorm.rvs(0.8, size=2000, random_state=rng))
+    loc = np.array([0.0])
+    start = np.array([{"bound": 3.0, "taylor": 1.0, "halving": 15.0}[case]])
+    if case == "taylor":
+        start = gm._beta_newton(row[None, :], loc, start)[0] * (1 + 3e-7)
+    one = gm._beta_newton(row[None, :], loc, start.copy())
+    two = gm._beta_newton(np.stack([row, row]), np.repeat(loc, 2), np.repeat(start, 2))
+    # beta, S and the likelihood to rounding; the curvature is taken where the last step
+    # started (one row takes its last tiny step without the pass that would confirm it)
+    for got, want, rel in zip(one, two, (1e-9, 1e-9, 1e-12, 1e-6), strict=True):
+        assert got[0] == pytest.approx(want[0], rel=rel)
+    if case == "bound":
+        assert one[0][0] == gm.BETA_MAX
