@@ -180,25 +180,15 @@ def _beta_newton(x: np.ndarray, loc: np.ndarray, beta: np.ndarray, max_iter: int
     rows = every
     for _ in range(max_iter):
         b = beta[rows]
-        if x.shape[0] == 1:
-            # one row: numpy scalars instead of length-1 arrays (a fifth of the cost, which
-            # showed on short rows; the powers go through the scalar pow, so the last bit of a
-            # derivative can differ from a batch's)
-            g, h = log_beta_derivatives(n, b[0], s[0], s1[0], s2[0])
-            g, h = np.array([g]), np.array([h])
-        else:
-            g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
+        g, h = log_beta_derivatives(n, b, s[rows], s1[rows], s2[rows])
         d2[rows] = h
         step = np.where(h < 0, -g / np.where(h < 0, h, 1.0), np.sign(g) * 0.5)
         step = np.clip(step, -1.0, 1.0)
         at_edge = ((b <= BETA_MIN) & (step < 0)) | ((b >= BETA_MAX) & (step > 0))
+        # A batch (the KS null tables' replicates, shipped precomputed) confirms every step with
+        # a pass, so regenerating a table gives it back exactly; one row's loop above takes its
+        # last tiny step from the Taylor expansion.
         moving = (np.abs(step) > 1e-10) & ~at_edge
-        # One row only: batches (the KS null tables' replicates, shipped precomputed) keep
-        # their confirming pass, so regenerating a table gives it back exactly.
-        tiny = moving & (np.abs(step) < _TAYLOR_STEP) & (h < 0) & (x.shape[0] == 1)
-        if tiny.any():
-            _taylor_step(n, rows[tiny], step[tiny], beta, s, s1, s2, ll)
-            moving &= ~tiny
         rows, step = rows[moving], step[moving]
         if rows.size == 0:
             break
